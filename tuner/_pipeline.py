@@ -1,0 +1,249 @@
+"""One tuning job, stage by stage: config -> frontend -> flags -> dispatches -> proposers ->
+search (evaluation + cache) -> export -> report."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+
+import optuna
+
+from . import iree
+from .config import JobConfig
+from .dispatches import DispatchRow, TuningTarget, find_targets, read_configured_executables
+from .evaluation import Cache, Evaluator, ModelContext
+from .export import Confirmation, confirm, write_exports
+from .frontend import import_model
+from .proposers import HeuristicProposer, ProposalRequest, Proposer, default_values
+from .report import write_report
+from .search import TargetOutcome, choose_flags, tune_target
+from .spaces import flag_candidates, load_space
+
+log = logging.getLogger("schedtune")
+
+
+@dataclasses.dataclass
+class JobResult:
+    report_dir: pathlib.Path
+    summary: dict
+    compiles: int
+
+
+def _analyze(model: ModelContext, cache: Cache) -> tuple[dict, dict[str, iree.DispatchTiming]]:
+    """Dispatches of the default build under the model flags, with their in-model times.
+
+    The configured executables are kept on disk and the timings in the cache, so a re-run
+    reads them back instead of compiling.
+    """
+    folder = model.workdir / f"analysis_{model.model_hash()}"
+    timings_file = folder / "timings.json"
+    if not timings_file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        built = iree.compile_model(model.source, folder / "default.vmfb", model.flags, configs_dir=folder / "configs",
+                                   timeout_s=model.compile_timeout_s)
+        if not built.ok:
+            raise iree.ToolError(f"the model does not compile with IREE's defaults: {built.error}")
+        timings = iree.profile_dispatches(folder / "default.vmfb", model.entry, model.inputs, folder / "profile",
+                                          iterations=30, timeout_s=model.run_timeout_s)
+        timings_file.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
+    timings = {k: iree.DispatchTiming(**v) for k, v in json.loads(timings_file.read_text()).items()}
+    return read_configured_executables(folder / "configs"), timings
+
+
+def _make_proposer(job: JobConfig) -> Proposer:
+    if job.proposer.kind == "heuristic":
+        return HeuristicProposer()
+    from .proposers.llm import make_llm_proposer  # optional stage, imported only when configured
+
+    return make_llm_proposer(job.proposer, job.report_dir)
+
+
+class _NullProgress:
+    def add(self, label: str, total: int) -> int:
+        return 0
+
+    def update(self, task: int, done: int, total: int, best_ms: float | None) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self, progress) -> None:
+        self._p = progress
+
+    def add(self, label: str, total: int) -> int:
+        return self._p.add_task(label, total=total, best="-")
+
+    def update(self, task: int, done: int, total: int, best_ms: float | None) -> None:
+        self._p.update(task, completed=done, best="-" if best_ms is None else f"{best_ms:.3f} ms")
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    if quiet:
+        yield _NullProgress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+    ) as progress:
+        yield _RichProgress(progress)
+
+
+def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None) -> JobResult:
+    start = time.monotonic()
+    limit = max_minutes if max_minutes is not None else job.budget.max_minutes
+    deadline = start + 60 * limit if limit else None
+    report_dir = job.report_dir
+    workdir = report_dir / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    imported = import_model(job.model)
+    target_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
+    inputs = iree.save_inputs(job.model.inputs, workdir / "inputs", job.search.seed)
+    cache = Cache(job.storage)
+    storage = optuna.storages.RDBStorage(job.storage)
+
+    base = ModelContext(imported.path, imported.entry, inputs, target_flags, workdir,
+                        compile_timeout_s=job.budget.compile_timeout_s, run_timeout_s=job.budget.run_timeout_s)
+    base_eval = Evaluator(base, cache)
+    reference = base_eval.reference_outputs()
+    compiles = base_eval.compiles
+
+    # Stage: model-level flags (they change the dispatch set, so they come first).
+    dispatches, timings = _analyze(base, cache)
+    families = {d.root.family for d in dispatches.values() if d.root is not None}
+    flag_rows: list[dict] = []
+    chosen_flags: list[str] = []
+    if job.search.tune_model_flags:
+        candidates, min_gain = flag_candidates(families)
+        if len(candidates) > 1:
+            decision = choose_flags(base, candidates, reference, cache, min_gain=min_gain)
+            chosen_flags = list(decision.chosen.flags)
+            flag_rows = decision.rows
+    model = dataclasses.replace(base, flags=target_flags + chosen_flags)
+    if chosen_flags:
+        dispatches, timings = _analyze(model, cache)
+    evaluator = Evaluator(model, cache)
+    evaluator._reference = reference  # same numerics reference: IREE's default build
+
+    # Stage: dispatches -> targets.
+    targets, rows = find_targets(dispatches, timings, time_share=job.budget.time_share,
+                                 max_targets=job.budget.max_dispatches)
+    log.info("%d dispatches, %d tuning targets", len(rows), len(targets))
+
+    # Stage: proposers + search, one study per target.
+    proposer = _make_proposer(job)
+    outcomes: list[TargetOutcome] = []
+    skipped: dict[str, str] = {}
+    with _progress(quiet) as progress:
+        for i, target in enumerate(targets):
+            space = load_space(target.root.family)
+            if space is None:
+                skipped[target.key] = f"no space for op family {target.root.family}"
+                continue
+            request = ProposalRequest(target, space)
+            proposal = proposer.propose(request)
+            if not proposal.skeletons:
+                skipped[target.key] = "no valid skeleton proposed"
+                continue
+            defaults = {}
+            for sk in proposal.skeletons:
+                vals = default_values(sk, request)
+                if vals is not None:
+                    defaults[sk.name] = vals
+                    break
+            task = progress.add(f"[{i + 1}/{len(targets)}] {target.label}", job.budget.trials_per_dispatch)
+            outcome = tune_target(
+                target, space, proposal.skeletons, defaults, evaluator,
+                storage=storage, study_name=f"{job.name}:{target.key}", trials=job.budget.trials_per_dispatch,
+                sampler=job.search.sampler, seed=job.search.seed, deadline=deadline,
+                progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
+            )
+            progress.update(task, outcome.trials, job.budget.trials_per_dispatch,
+                            None if outcome.best_ns is None else outcome.best_ns / 1e6)
+            outcomes.append(outcome)
+    compiles += evaluator.compiles
+
+    # Stage: export + confirmation in the full model.
+    winners = [
+        (o.target, o.best_config) for o in outcomes
+        if o.best_config is not None and o.best_ns is not None
+        and o.best_ns < (o.baseline_ns or o.target.default_ns) * 0.98
+        and (o.target.root.default_config is None or o.best_config.canonical() != o.target.root.default_config.canonical())
+    ]
+    confirmation = confirm(model, target_flags, winners, reference, cache, rounds=job.budget.confirm_rounds)
+    spec_path, flags_path = write_exports(report_dir, confirmation, chosen_flags)
+    summary = _summary(job, imported.path, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
+                       skipped, confirmation, time.monotonic() - start, evaluator.compiles + compiles)
+    write_report(report_dir, summary)
+    cache.dispose()
+    return JobResult(report_dir, summary, summary["compiles"])
+
+
+def _summary(job, model_path, inputs, target_flags, chosen_flags, flag_rows, rows: list[DispatchRow],
+             targets: list[TuningTarget], outcomes: list[TargetOutcome], skipped, confirmation: Confirmation,
+             seconds: float, compiles: int) -> dict:
+    by_key = {o.target.key: o for o in outcomes}
+    dispatch_rows = []
+    for target in targets:
+        o = by_key.get(target.key)
+        best = o.best_ns if o else None
+        if target.key in skipped:
+            status = f"skipped: {skipped[target.key]}"
+        elif target.label in confirmation.kept:
+            status = "tuned"
+        elif target.label in confirmation.dropped:
+            status = f"dropped: {confirmation.dropped[target.label]}"
+        else:
+            status = "default kept (nothing faster found)"
+        in_model = confirmation.per_target_ns.get(target.label)
+        dispatch_rows.append({
+            "label": target.label,
+            "dispatches": list(target.dispatches),
+            "op_kind": target.root.family,
+            "op_name": target.root.op_name,
+            "loops": {l.role: l.bound for l in target.root.loops},
+            "element_types": list(target.root.element_types),
+            "share": target.share,
+            "default_ns": target.default_ns,
+            "baseline_ns": o.baseline_ns if o else None,
+            "tuned_ns": best,
+            "in_model_ns": list(in_model) if in_model else None,
+            "speedup": (o.baseline_ns or target.default_ns) / best if best else None,
+            "default_config": target.root.default_config.to_json() if target.root.default_config else None,
+            "winning_config": o.best_config.to_json() if o and o.best_config and status == "tuned" else None,
+            "trials": o.trials if o else 0,
+            "trial_statuses": o.statuses if o else {},
+            "skeletons": [s.name for s in o.skeletons] if o else [],
+            "status": status,
+        })
+    tuned_keys = {t.key for t in targets}
+    untuned = [
+        {"name": r.name, "family": r.family, "share": r.share, "time_ns": r.time_ns,
+         "reason": r.reason or ("" if r.target_key in tuned_keys else "below the time-share cut")}
+        for r in rows if r.target_key not in tuned_keys
+    ]
+    return {
+        "job": job.name,
+        "compiler_version": iree.compiler_version(),
+        "target_cpu": job.target.cpu,
+        "cpu_features": iree.host_cpu_features(),
+        "model_mlir": str(model_path),
+        "entry": job.model.entry,
+        "inputs": list(job.model.inputs),
+        "input_files": [str(p) for p in inputs],
+        "default_flags": target_flags,
+        "tuned_flags": chosen_flags,
+        "flag_candidates": flag_rows,
+        "dispatches": dispatch_rows,
+        "untuned_dispatches": untuned,
+        "end_to_end": confirmation.to_json() | {"spec_text": None},
+        "storage": job.storage.split("@")[-1] if "@" in job.storage else job.storage,
+        "seconds": seconds,
+        "compiles": compiles,
+    }

@@ -1,0 +1,224 @@
+"""The tuning job as typed data, read from YAML and validated before any work starts.
+
+Every problem is reported as one `ConfigError` line naming the key, so `tune` can exit 2
+before compiling anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A problem in the job config: one line, naming the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    format: str
+    path: pathlib.Path
+    entry: str
+    inputs: tuple[str, ...]
+    input_type: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    cpu: str = "host"
+    extra_flags: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetSpec:
+    trials_per_dispatch: int = 40
+    max_minutes: float | None = None
+    time_share: float = 0.9
+    max_dispatches: int = 8
+    compile_timeout_s: float = 120.0
+    run_timeout_s: float = 60.0
+    confirm_rounds: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpec:
+    sampler: str = "tpe"
+    seed: int = 0
+    tune_model_flags: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ProposerSpec:
+    kind: str = "heuristic"
+    provider: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    max_skeletons: int = 3
+    repair_rounds: int = 2
+    timeout_s: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    name: str
+    model: ModelSpec
+    target: TargetSpec
+    budget: BudgetSpec
+    search: SearchSpec
+    proposer: ProposerSpec
+    output_dir: pathlib.Path
+    storage: str
+    config_path: pathlib.Path
+
+    @property
+    def report_dir(self) -> pathlib.Path:
+        return self.output_dir / self.name
+
+
+_SECTIONS = {
+    "model": ModelSpec,
+    "target": TargetSpec,
+    "budget": BudgetSpec,
+    "search": SearchSpec,
+    "proposer": ProposerSpec,
+}
+_TOP_KEYS = {"name", "output", "storage", *_SECTIONS}
+_CHOICES = {
+    "model.format": ("mlir", "torch", "onnx"),
+    "model.input_type": ("auto", "none", "torch", "stablehlo", "tosa", "onnx"),
+    "search.sampler": ("tpe", "random"),
+    "proposer.kind": ("heuristic", "llm"),
+    "proposer.provider": (None, "local", "openai"),
+}
+
+
+def _check_type(key: str, value: Any, annotation: str) -> Any:
+    """Coerce/validate one scalar by the dataclass field's annotation text."""
+    ann = annotation.replace(" ", "")
+    optional = "None" in ann
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: must not be empty")
+    if ann.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if ann.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if ann.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if ann.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if ann.startswith(("str", "pathlib.Path")):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _section(name: str, raw: Any, cls: type) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(fields)})")
+        value = _check_type(f"{name}.{key}", value, str(fields[key].type))
+        choices = _CHOICES.get(f"{name}.{key}")
+        if choices is not None and value not in choices:
+            shown = ", ".join(str(c) for c in choices if c is not None)
+            raise ConfigError(f"{name}.{key}: {value!r} is not one of {shown}")
+        out[key] = value
+    for key, field in fields.items():
+        if key not in out and field.default is dataclasses.MISSING:
+            raise ConfigError(f"{name}.{key}: missing required key")
+    return out
+
+
+def load_config(path: str | pathlib.Path, *, output_override: str | None = None) -> JobConfig:
+    """Read and validate a job config; raises `ConfigError` with a one-line message."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or not name.replace("-", "_").replace(".", "_").isidentifier():
+        raise ConfigError(f"name: expected a plain job name (letters, digits, -, _), got {name!r}")
+    if "model" not in raw:
+        raise ConfigError("model: missing required key")
+    base = path.parent
+    sections = {key: _section(key, raw.get(key), cls) for key, cls in _SECTIONS.items()}
+
+    model = sections["model"]
+    model_path = (base / model["path"]).resolve()
+    if not model_path.exists():
+        raise ConfigError(f"model.path: file not found: {model_path}")
+    if not model["inputs"]:
+        raise ConfigError("model.inputs: at least one input is needed")
+    for spec in model["inputs"]:
+        _validate_input(spec)
+    model["path"] = model_path
+    budget = sections["budget"]
+    if budget.get("trials_per_dispatch", 1) < 1:
+        raise ConfigError("budget.trials_per_dispatch: must be at least 1")
+    if not 0 < budget.get("time_share", 0.9) <= 1:
+        raise ConfigError("budget.time_share: must be in (0, 1]")
+    proposer = sections["proposer"]
+    if proposer.get("kind") == "llm" and proposer.get("provider") != "local" and not proposer.get("base_url"):
+        raise ConfigError("proposer.base_url: needed for an llm proposer unless provider is local")
+
+    output = output_override or raw.get("output") or "reports"
+    if not isinstance(output, str):
+        raise ConfigError(f"output: expected a folder path, got {output!r}")
+    output_dir = pathlib.Path(output)
+    if not output_dir.is_absolute():
+        output_dir = (pathlib.Path.cwd() / output_dir).resolve()
+    storage = raw.get("storage")
+    if storage is None:
+        storage = f"sqlite:///{output_dir / name / 'study.db'}"
+    elif not isinstance(storage, str) or "://" not in storage:
+        raise ConfigError(f"storage: expected a database URL such as sqlite:///x.db, got {storage!r}")
+    return JobConfig(
+        name=name,
+        model=ModelSpec(**model),
+        target=TargetSpec(**sections["target"]),
+        budget=BudgetSpec(**budget),
+        search=SearchSpec(**sections["search"]),
+        proposer=ProposerSpec(**proposer),
+        output_dir=output_dir,
+        storage=storage,
+        config_path=path.resolve(),
+    )
+
+
+_DTYPES = {"f32", "f16", "i32", "i64", "i8", "bf16"}
+
+
+def _validate_input(spec: str) -> None:
+    """Inputs use `iree-run-module --input` shape syntax, e.g. 8x3x32x32xf32."""
+    parts = spec.split("x")
+    if len(parts) < 2 or parts[-1] not in _DTYPES or not all(p.isdigit() and int(p) > 0 for p in parts[:-1]):
+        raise ConfigError(f"model.inputs: {spec!r} is not of the form 8x3x32x32xf32")

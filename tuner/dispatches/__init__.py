@@ -1,0 +1,5 @@
+"""Dispatch stage: which dispatches a model has, their root ops, and their share of the time."""
+from ._analyze import Dispatch, Loop, RootOp, read_configured_executables
+from ._targets import DispatchRow, TuningTarget, find_targets
+
+__all__ = ["DispatchRow", "Dispatch", "Loop", "RootOp", "TuningTarget", "find_targets", "read_configured_executables"]

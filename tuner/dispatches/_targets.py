@@ -1,0 +1,86 @@
+"""Group profiled dispatches into tuning targets: one per distinct root op, hottest first."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..iree import DispatchTiming
+from ._analyze import Dispatch, RootOp
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningTarget:
+    """Dispatches that share one root op signature, hence one matcher and one config."""
+
+    root: RootOp
+    dispatches: tuple[str, ...]
+    default_ns: float  # summed time of its dispatches in one model call
+    share: float
+
+    @property
+    def key(self) -> str:
+        return self.root.signature
+
+    @property
+    def label(self) -> str:
+        return f"{self.root.family}_{self.root.shape_label}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchRow:
+    """A profiled dispatch, for the report (tuned or not, and why)."""
+
+    name: str
+    family: str
+    shape: str
+    time_ns: float
+    share: float
+    target_key: str | None
+    reason: str = ""
+
+
+def find_targets(
+    dispatches: dict[str, Dispatch],
+    timings: dict[str, DispatchTiming],
+    *,
+    time_share: float,
+    max_targets: int,
+) -> tuple[list[TuningTarget], list[DispatchRow]]:
+    """Targets covering `time_share` of model time (hottest first) and a row per dispatch."""
+    per_call: dict[str, float] = {}
+    calls = max((t.count for t in timings.values()), default=1) or 1
+    for name, timing in timings.items():
+        # A dispatch run twice per call counts twice: total over the run divided by calls.
+        per_call[name] = timing.avg_ns * timing.count / calls
+    total = sum(per_call.values()) or 1.0
+    groups: dict[str, list[str]] = {}
+    roots: dict[str, RootOp] = {}
+    rows: list[DispatchRow] = []
+    for name, ns in sorted(per_call.items(), key=lambda kv: -kv[1]):
+        dispatch = dispatches.get(name)
+        root = dispatch.root if dispatch else None
+        if root is None or root.matcher is None:
+            family = root.family if root else "unknown"
+            rows.append(DispatchRow(name, family, root.shape_label if root else "", ns, ns / total, None, "no tunable root op"))
+            continue
+        groups.setdefault(root.signature, []).append(name)
+        roots[root.signature] = root
+        rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
+    targets = [
+        TuningTarget(roots[key], tuple(names), sum(per_call[n] for n in names), sum(per_call[n] for n in names) / total)
+        for key, names in groups.items()
+    ]
+    targets.sort(key=lambda t: -t.default_ns)
+    chosen: list[TuningTarget] = []
+    covered = 0.0
+    for target in targets:
+        if covered >= time_share or len(chosen) >= max_targets:
+            break
+        chosen.append(target)
+        covered += target.share
+    chosen_keys = {t.key for t in chosen}
+    rows = [
+        r if r.target_key is None or r.target_key in chosen_keys else dataclasses.replace(r, reason="below the time-share cut")
+        for r in rows
+    ]
+    return chosen, rows
+

@@ -1,0 +1,241 @@
+"""Thin, typed wrappers over IREE's command-line tools.
+
+Every tool runs in its own process with a timeout: a crashing or hanging compiler or a
+segfaulting benchmark becomes a result with a status, never a dead tuning job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+
+import numpy as np
+
+
+class ToolError(Exception):
+    """An IREE tool is missing or its output could not be read."""
+
+
+@functools.cache
+def tool(name: str) -> str:
+    """Path of an IREE tool: PATH first (lets tests substitute a fault-injecting one), then the wheels."""
+    override = os.environ.get(f"SCHEDTUNE_{name.upper().replace('-', '_')}")
+    if override:
+        return override
+    found = shutil.which(name)
+    if found:
+        return found
+    for module in ("iree.compiler._mlir_libs", "iree._runtime_libs"):
+        try:
+            mod = __import__(module, fromlist=["__file__"])
+        except ImportError:
+            continue
+        candidate = pathlib.Path(mod.__file__).parent / name
+        if candidate.exists():
+            return str(candidate)
+    raise ToolError(f"{name} not found: install iree-base-compiler and iree-base-runtime (pip install -e .)")
+
+
+@functools.cache
+def compiler_version() -> str:
+    out = subprocess.run([tool("iree-compile"), "--version"], capture_output=True, text=True, timeout=60)
+    for line in out.stdout.splitlines():
+        if "IREE compiler version" in line:
+            return line.split("version", 1)[1].strip()
+    raise ToolError(f"cannot read the iree-compile version: {out.stdout[:200]}{out.stderr[:200]}")
+
+
+@functools.cache
+def host_cpu_features() -> str:
+    """The CPU feature flags IREE's runtime sees; part of every cache key (AVX2 vs AVX-512 tiles differ)."""
+    out = subprocess.run([tool("iree-cpuinfo")], capture_output=True, text=True, timeout=60)
+    present = [line.split()[0] for line in out.stdout.splitlines() if line.split()[-1:] == ["1"]]
+    return ",".join(present)
+
+
+def target_flags(cpu: str, extra: tuple[str, ...] = ()) -> list[str]:
+    return [
+        "--iree-hal-target-device=local",
+        "--iree-hal-local-target-device-backends=llvm-cpu",
+        f"--iree-llvmcpu-target-cpu={cpu}",
+        *extra,
+    ]
+
+
+@dataclasses.dataclass
+class CompileResult:
+    status: str  # ok | error | timeout | crash
+    vmfb: pathlib.Path | None
+    configs_dir: pathlib.Path | None
+    seconds: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _tail(text: str, limit: int = 2000) -> str:
+    """The informative end of a tool's error output (first error line kept in front)."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    first_error = next((l for l in lines if "error:" in l), "")
+    tail = "\n".join(lines[-12:])
+    out = f"{first_error}\n{tail}" if first_error and first_error not in tail else tail
+    return out[-limit:]
+
+
+def compile_model(
+    source: pathlib.Path,
+    output: pathlib.Path,
+    flags: list[str],
+    *,
+    spec: pathlib.Path | None = None,
+    configs_dir: pathlib.Path | None = None,
+    timeout_s: float = 120.0,
+) -> CompileResult:
+    """Compile `source` to `output`; with `configs_dir`, also dump each executable's chosen config."""
+    args = [tool("iree-compile"), str(source), *flags, "-o", str(output)]
+    if spec is not None:
+        args.append(f"--iree-codegen-tuning-spec-path={spec}")
+    if configs_dir is not None:
+        shutil.rmtree(configs_dir, ignore_errors=True)
+        args += ["--iree-codegen-add-tuner-attributes", f"--iree-hal-dump-executable-configurations-to={configs_dir}"]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return CompileResult("timeout", None, None, time.monotonic() - start, f"iree-compile timed out after {timeout_s:.0f} s")
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        status = "crash" if proc.returncode < 0 else "error"
+        detail = _tail(proc.stderr) or f"exit code {proc.returncode}"
+        if proc.returncode < 0:
+            detail = f"iree-compile died with signal {-proc.returncode}\n{detail}"
+        return CompileResult(status, None, None, seconds, detail)
+    return CompileResult("ok", output, configs_dir, seconds)
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: str  # ok | error | timeout | crash
+    outputs: list[np.ndarray]
+    error: str = ""
+
+
+def save_inputs(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[pathlib.Path]:
+    """Random inputs for the `--input` shape specs, written once as .npy files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i, spec in enumerate(specs):
+        *dims, dtype = spec.split("x")
+        shape = tuple(int(d) for d in dims)
+        if dtype.startswith("f") or dtype == "bf16":
+            data = rng.standard_normal(shape).astype(np.float16 if dtype == "f16" else np.float32)
+        else:
+            data = rng.integers(0, 8, size=shape).astype({"i8": np.int8, "i32": np.int32, "i64": np.int64}[dtype])
+        path = folder / f"input_{i}.npy"
+        if not path.exists():
+            np.save(path, data)
+        paths.append(path)
+    return paths
+
+
+def run_model(
+    vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], workdir: pathlib.Path, *, timeout_s: float = 60.0
+) -> RunResult:
+    """Run once on the given inputs and return the outputs (in a subprocess: a segfault is a result)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_paths = [workdir / f"output_{i}.npy" for i in range(8)]
+    for p in out_paths:
+        p.unlink(missing_ok=True)
+    args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task"]
+    args += [f"--input=@{p}" for p in inputs]
+    # iree-run-module writes as many outputs as the function returns; extra flags are an error,
+    # so ask for one output first and more only when the function has them.
+    try:
+        proc = subprocess.run(args + [f"--output=@{out_paths[0]}"], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return RunResult("timeout", [], f"iree-run-module timed out after {timeout_s:.0f} s")
+    if proc.returncode != 0:
+        status = "crash" if proc.returncode < 0 else "error"
+        return RunResult(status, [], _tail(proc.stderr) or f"exit code {proc.returncode}")
+    return RunResult("ok", [np.load(out_paths[0])])
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchTiming:
+    name: str
+    count: int
+    avg_ns: float
+    min_ns: float
+
+
+def profile_dispatches(
+    vmfb: pathlib.Path,
+    entry: str,
+    inputs: list[pathlib.Path],
+    workdir: pathlib.Path,
+    *,
+    iterations: int = 20,
+    timeout_s: float = 60.0,
+) -> dict[str, DispatchTiming]:
+    """Per-dispatch time inside the whole model (host-execution profiling, no Tracy)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    prof = workdir / "profile.ireeprof"
+    prof.unlink(missing_ok=True)
+    args = [
+        tool("iree-benchmark-module"),
+        f"--module={vmfb}",
+        f"--function={entry}",
+        "--device=local-task",
+        f"--benchmark_min_time={iterations}x",
+        "--device_profiling_mode=host-execution,executable-metadata",
+        f"--device_profiling_output={prof}",
+        *[f"--input=@{p}" for p in inputs],
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
+    out = subprocess.run(
+        [tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], capture_output=True, text=True, timeout=timeout_s
+    )
+    if out.returncode != 0:
+        raise ToolError(f"iree-profile failed: {_tail(out.stderr, 500)}")
+    timings: dict[str, DispatchTiming] = {}
+    for line in out.stdout.splitlines():
+        row = json.loads(line)
+        if row.get("type") != "host_dispatch_group":
+            continue
+        name = row["key"]
+        timings[name] = DispatchTiming(name, int(row["count"]), float(row["avg_ns"]), float(row["min_ns"]))
+    return timings
+
+
+def benchmark_model(
+    vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, iterations: int = 20, timeout_s: float = 120.0
+) -> float:
+    """Mean wall time of one call, in ms, over `iterations` calls (one benchmark round)."""
+    args = [
+        tool("iree-benchmark-module"),
+        f"--module={vmfb}",
+        f"--function={entry}",
+        "--device=local-task",
+        f"--benchmark_min_time={iterations}x",
+        "--benchmark_format=json",
+        *[f"--input=@{p}" for p in inputs],
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
+    data = json.loads(proc.stdout)
+    for bench in data["benchmarks"]:
+        if bench.get("run_type", "iteration") == "iteration":
+            unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[bench.get("time_unit", "ns")]
+            return float(bench["real_time"]) * unit
+    raise ToolError("benchmark printed no result")

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+from tabulate import tabulate
+
+
+def _ms(ns: float | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.3f}"
+
+
+def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib.Path, pathlib.Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "summary.json"
+    json_path.write_text(json.dumps(summary, indent=2, sort_keys=False))
+    lines = [f"# schedtune report: {summary['job']}", ""]
+    e2e = summary.get("end_to_end")
+    if e2e:
+        lines += [
+            f"**End to end: {e2e['speedup']:.2f}x** faster than IREE's default "
+            f"({e2e['default_median_ms']:.2f} ms -> {e2e['tuned_median_ms']:.2f} ms, median of {e2e['rounds']} "
+            f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x).",
+            "",
+        ]
+    lines += [
+        f"- compiler: `{summary['compiler_version']}`, target CPU `{summary['target_cpu']}`",
+        f"- model: `{summary['model_mlir']}`, entry `{summary['entry']}`, inputs {' '.join(summary['inputs'])}",
+        f"- tuned flags: `{' '.join(summary['tuned_flags']) or '(none beyond the target flags)'}`",
+        f"- use: `iree-compile MODEL {' '.join(summary['default_flags'])} "
+        f"$(cat compile_flags.txt) --iree-codegen-tuning-spec-path=tuning_spec.mlir -o model.vmfb`",
+        "",
+        "## Dispatches (best first)",
+        "",
+    ]
+    rows = sorted(summary["dispatches"], key=lambda r: -(r.get("speedup") or 0))
+    table = [
+        [
+            r["label"],
+            r["op_kind"],
+            f"{100 * r['share']:.1f}%",
+            _ms(r["default_ns"]),
+            _ms(r.get("tuned_ns")),
+            f"{r['speedup']:.2f}x" if r.get("speedup") else "-",
+            r["trials"],
+            r["status"],
+        ]
+        for r in rows
+    ]
+    lines.append(tabulate(table, headers=["target", "op", "share", "default ms", "tuned ms", "speed-up", "trials", "status"], tablefmt="github"))
+    untuned = summary.get("untuned_dispatches", [])
+    if untuned:
+        lines += ["", "## Not tuned", ""]
+        lines.append(tabulate([[u["name"], u["family"], f"{100 * u['share']:.1f}%", u["reason"]] for u in untuned],
+                              headers=["dispatch", "op", "share", "why"], tablefmt="github"))
+    flags = summary.get("flag_candidates")
+    if flags:
+        lines += ["", "## Model-level flags", ""]
+        lines.append(tabulate([[f["name"], " ".join(f["flags"]) or "-", f["status"],
+                                f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
+                                f"{f['speedup']:.2f}x" if "speedup" in f else "-"] for f in flags],
+                              headers=["candidate", "flags", "status", "median ms", "vs default"], tablefmt="github"))
+    winners = [r for r in rows if r.get("winning_config")]
+    if winners:
+        lines += ["", "## Winning configs", ""]
+        for r in winners:
+            lines.append(f"- `{r['label']}`: `{json.dumps(r['winning_config'], sort_keys=True)}`")
+    md_path = folder / "report.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return json_path, md_path

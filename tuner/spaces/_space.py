@@ -1,0 +1,272 @@
+"""Knob spaces per op family (from `spaces/*.yaml`) and the skeletons proposers draw in them.
+
+A *space* says which values each tile of each loop may take for a family; a *skeleton*
+(what a proposer returns) fixes the structure (pipeline, peeling, tile levels) and narrows
+each numeric knob to a few choices. Validation here is what keeps proposer output, LLM or
+not, from ever reaching the compiler unchecked.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+from typing import Any
+
+import yaml
+
+from ..dispatches import RootOp
+from ..spec import PIPELINES, TILE_LEVELS, CompilationConfig
+
+SPACES_DIR = pathlib.Path(__file__).resolve().parents[2] / "spaces"
+
+
+class SpaceError(Exception):
+    """A space file that does not describe a valid space."""
+
+
+def loop_names(root: RootOp) -> list[str]:
+    """Knob names for the loops: the role (m, oc, ...), suffixed by position when a role repeats."""
+    roles = [l.role for l in root.loops]
+    return [r if roles.count(r) == 1 else f"{r}{i}" for i, r in enumerate(roles)]
+
+
+def _role(name: str) -> str:
+    return name.rstrip("0123456789") or name
+
+
+@dataclasses.dataclass(frozen=True)
+class Skeleton:
+    """A proposer's structure for one dispatch; numeric knobs keep a tuple of choices each."""
+
+    name: str
+    pipeline: str
+    loop_peeling: tuple[bool, ...]
+    levels: tuple[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], ...]
+    ties: tuple[tuple[str, str], ...] = ()  # level -> level it copies (cache_parallel = distribution)
+    rationale: str = ""
+
+    @classmethod
+    def make(
+        cls,
+        name: str,
+        pipeline: str,
+        loop_peeling: list[bool] | tuple[bool, ...],
+        levels: dict[str, dict[str, list[int] | tuple[int, ...]]],
+        ties: dict[str, str] | None = None,
+        rationale: str = "",
+    ) -> "Skeleton":
+        ordered = tuple(
+            (lvl, tuple((loop, tuple(int(v) for v in vals)) for loop, vals in levels[lvl].items()))
+            for lvl in TILE_LEVELS
+            if lvl in levels
+        )
+        return cls(name, pipeline, tuple(bool(p) for p in loop_peeling), ordered, tuple(sorted((ties or {}).items())), rationale)
+
+    @property
+    def level_map(self) -> dict[str, dict[str, tuple[int, ...]]]:
+        return {lvl: dict(knobs) for lvl, knobs in self.levels}
+
+    def knobs(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Free knobs (more than one choice) as (parameter name, choices)."""
+        out = []
+        for lvl, knobs in self.levels:
+            for loop, vals in knobs:
+                if len(set(vals)) > 1:
+                    out.append((f"{lvl}.{loop}", tuple(dict.fromkeys(vals))))
+        if len(set(self.loop_peeling)) > 1:
+            out.append(("loop_peeling", tuple(int(v) for v in dict.fromkeys(self.loop_peeling))))
+        return out
+
+    def config(self, values: dict[str, int], loops: list[str]) -> CompilationConfig:
+        """The concrete config for chosen knob values (fixed knobs take their single choice)."""
+        tiles: dict[str, list[int]] = {}
+        for lvl, knobs in self.levels:
+            chosen = dict(knobs)
+            tiles[lvl] = [
+                int(values.get(f"{lvl}.{loop}", chosen[loop][0])) if loop in chosen else 0 for loop in loops
+            ]
+        for lvl, source in self.ties:
+            tiles[lvl] = list(tiles[source])
+        peeling = bool(values.get("loop_peeling", self.loop_peeling[0]))
+        return CompilationConfig.make(self.pipeline, tiles, peeling)
+
+    def centre(self) -> dict[str, int]:
+        """A representative point: the middle choice of every free knob (used to validate)."""
+        return {name: choices[len(choices) // 2] for name, choices in self.knobs()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pipeline": self.pipeline,
+            "loop_peeling": list(self.loop_peeling),
+            "levels": {lvl: {loop: list(vals) for loop, vals in knobs} for lvl, knobs in self.levels},
+            "ties": dict(self.ties),
+            "rationale": self.rationale,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Skeleton":
+        return cls.make(
+            data["name"], data["pipeline"], data["loop_peeling"], data["levels"], data.get("ties"), data.get("rationale", "")
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class KnobSpace:
+    """The legal values of every knob of one family, and the constraints checked before compiling."""
+
+    family: str
+    description: str
+    pipelines: tuple[str, ...]
+    loop_peeling: tuple[bool, ...]
+    levels: dict[str, dict[str, Any]]
+    ties: dict[str, str]
+    max_vector_elements: int
+    vector_within_distribution: bool
+
+    def legal_values(self, level: str, loop: str, bound: int) -> list[int]:
+        spec = self.levels.get(level, {}).get(_role(loop))
+        if spec is None:
+            return [0]
+        if spec == "pow2":
+            vals = [2**i for i in range(int(math.log2(max(bound, 1))) + 1)] + [bound]
+        else:
+            vals = [int(v) for v in spec]
+        legal = sorted({v for v in vals if v == 0 or v <= bound})
+        if not legal:  # every listed value exceeds this loop: the whole loop is the only tile
+            legal = [bound]
+        return legal
+
+    def full_skeleton(self, root: RootOp, name: str = "space-wide") -> Skeleton:
+        loops = loop_names(root)
+        levels = {
+            lvl: {loop: self.legal_values(lvl, loop, l.bound) for loop, l in zip(loops, root.loops)}
+            for lvl in self.levels
+        }
+        return Skeleton.make(name, self.pipelines[0], list(self.loop_peeling), levels, self.ties,
+                             "every legal value of the family's space")
+
+    def check_config(self, config: CompilationConfig, root: RootOp) -> list[str]:
+        """Constraint violations of one concrete config (empty when it may be compiled)."""
+        errors = []
+        tiles = config.tile_map
+        n = len(root.loops)
+        for lvl, sizes in tiles.items():
+            if len(sizes) != n:
+                errors.append(f"{lvl} has {len(sizes)} entries, the op has {n} loops")
+                return errors
+            for size, loop in zip(sizes, root.loops):
+                if size < 0 or size > max(loop.bound, 1) and size != 0:
+                    errors.append(f"{lvl} tile {size} outside [0, {loop.bound}] for loop {loop.role}")
+        vector = [1] * n
+        for lvl in ("vector_common_parallel", "vector_reduction", "vector_inner_parallel"):
+            for i, size in enumerate(tiles.get(lvl, ())):
+                if size:
+                    vector[i] = max(vector[i], size)
+        elements = math.prod(vector)
+        if elements >= self.max_vector_elements:
+            errors.append(f"vector tile has {elements} elements, limit {self.max_vector_elements - 1}")
+        if self.vector_within_distribution and "distribution" in tiles:
+            for i, (d, v) in enumerate(zip(tiles["distribution"], tiles.get("vector_common_parallel", ()))):
+                if d and v and v > d:
+                    errors.append(f"vector tile {v} exceeds distribution tile {d} on loop {root.loops[i].role}")
+        return errors
+
+    def check_skeleton(self, skeleton: Skeleton, root: RootOp) -> list[str]:
+        """Why a skeleton is not in this space (empty when valid). Messages are fed back to an LLM."""
+        errors = []
+        if skeleton.pipeline not in PIPELINES:
+            errors.append(f"pipeline {skeleton.pipeline!r} is unknown; use one of {list(self.pipelines)}")
+        elif skeleton.pipeline not in self.pipelines:
+            errors.append(f"pipeline {skeleton.pipeline!r} is not allowed for {self.family}; use one of {list(self.pipelines)}")
+        if not skeleton.loop_peeling or any(p not in self.loop_peeling for p in skeleton.loop_peeling):
+            errors.append(f"loop_peeling must be a non-empty subset of {list(self.loop_peeling)}")
+        loops = loop_names(root)
+        tied = {lvl for lvl, _ in skeleton.ties}
+        for lvl, source in skeleton.ties:
+            if lvl not in TILE_LEVELS or source not in TILE_LEVELS:
+                errors.append(f"tie {lvl} = {source} names an unknown level")
+        for lvl, knobs in skeleton.levels:
+            if lvl not in self.levels or lvl in self.ties:
+                allowed = [l for l in self.levels if l not in self.ties]
+                errors.append(f"tile level {lvl!r} is not tunable for {self.family}; levels: {allowed}")
+                continue
+            given = dict(knobs)
+            for loop in given:
+                if loop not in loops:
+                    errors.append(f"{lvl}: unknown loop {loop!r}; loops are {loops}")
+            for loop, l in zip(loops, root.loops):
+                legal = self.legal_values(lvl, loop, l.bound)
+                vals = given.get(loop)
+                if not vals:
+                    errors.append(f"{lvl}.{loop}: no values given; legal: {legal}")
+                    continue
+                bad = [v for v in vals if v not in legal]
+                if bad:
+                    errors.append(f"{lvl}.{loop}: {bad} not allowed; legal: {legal}")
+        required = [l for l in self.levels if l not in self.ties and l not in tied]
+        given_levels = {lvl for lvl, _ in skeleton.levels}
+        for lvl in required:
+            if lvl not in given_levels:
+                errors.append(f"tile level {lvl!r} is missing")
+        if not errors:
+            cfg = skeleton.config(skeleton.centre(), loops)
+            errors += [f"centre point: {e}" for e in self.check_config(cfg, root)]
+        return errors
+
+
+def load_space(family: str, folder: pathlib.Path = SPACES_DIR) -> KnobSpace | None:
+    path = folder / f"{family}.yaml"
+    if not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text())
+    try:
+        levels: dict[str, dict[str, Any]] = {}
+        ties: dict[str, str] = {}
+        for lvl, spec in data["levels"].items():
+            if lvl not in TILE_LEVELS:
+                raise SpaceError(f"{path}: unknown tile level {lvl!r}")
+            if isinstance(spec, dict) and "same_as" in spec:
+                ties[lvl] = spec["same_as"]
+            else:
+                levels[lvl] = spec
+        levels.update({lvl: levels[src] for lvl, src in ties.items()})
+        pipelines = tuple(data["pipelines"])
+        for p in pipelines:
+            if p not in PIPELINES:
+                raise SpaceError(f"{path}: unknown pipeline {p!r}")
+        constraints = data.get("constraints", {})
+        return KnobSpace(
+            family=data["family"],
+            description=str(data.get("description", "")).strip(),
+            pipelines=pipelines,
+            loop_peeling=tuple(bool(v) for v in data.get("loop_peeling", [False])),
+            levels=levels,
+            ties=ties,
+            max_vector_elements=int(constraints.get("max_vector_elements", 4096)),
+            vector_within_distribution=bool(constraints.get("vector_within_distribution", True)),
+        )
+    except (KeyError, TypeError) as exc:
+        raise SpaceError(f"{path}: malformed space ({exc})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagCandidate:
+    name: str
+    flags: tuple[str, ...]
+    note: str = ""
+
+
+def flag_candidates(families: set[str], folder: pathlib.Path = SPACES_DIR) -> tuple[list[FlagCandidate], float]:
+    """Model-level flag sets that apply to a model with these op families (default first)."""
+    data = yaml.safe_load((folder / "model_flags.yaml").read_text())
+    out = []
+    for item in data["candidates"]:
+        when = set(item.get("when_any", []))
+        unless = set(item.get("unless_any", []))
+        if when and not when & families:
+            continue
+        if unless & families:
+            continue
+        out.append(FlagCandidate(item["name"], tuple(item.get("flags", [])), item.get("note", "")))
+    return out, float(data.get("min_gain", 0.03))

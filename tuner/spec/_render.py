@@ -1,0 +1,106 @@
+"""Render one IREE tuning spec: a matcher per tuned root op, all sharing `@apply_op_config`.
+
+The output is what stock `iree-compile --iree-codegen-tuning-spec-path=` accepts
+(`transform.with_named_sequence`, `iree_codegen.tuning_spec_with_default_entrypoint`, one
+`@__kernel_config` entry point with one `transform.foreach_match`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ._config import CompilationConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class OpMatcher:
+    """How a root op is recognised: op name, kind, element types, and exact dimensions.
+
+    `kind` is "contraction" or "convolution"; `dims` holds the sizes of the matcher's
+    results in order (contraction: batch, m, n, k; convolution: batch, output_image,
+    output_channel, filter, input_channel, depth), `strides`/`dilations` for convolutions.
+    """
+
+    op_name: str
+    kind: str
+    lhs_type: str
+    rhs_type: str
+    output_type: str
+    dims: tuple[tuple[int, ...], ...]
+    strides: tuple[int, ...] = ()
+    dilations: tuple[int, ...] = ()
+    indexing_maps: tuple[str, ...] = ()
+
+    _RESULTS = {
+        "contraction": ("batch", "m", "n", "k"),
+        "convolution": ("batch", "out_img", "out_ch", "filter", "in_ch", "depth"),
+    }
+
+    def __post_init__(self) -> None:
+        if self.kind not in self._RESULTS:
+            raise ValueError(f"no matcher for op kind {self.kind!r}")
+        if len(self.dims) != len(self._RESULTS[self.kind]):
+            raise ValueError(f"{self.kind} matcher needs {len(self._RESULTS[self.kind])} dim lists")
+
+    def render(self, name: str, config: CompilationConfig) -> str:
+        results = self._RESULTS[self.kind]
+        types = f"lhs_type = {self.lhs_type}, rhs_type = {self.rhs_type}, output_type = {self.output_type}"
+        maps = f", indexing_maps = [{', '.join(self.indexing_maps)}]" if self.indexing_maps else ""
+        lines = [
+            f"  transform.named_sequence @{name}(%op: !transform.any_op {{transform.readonly}})"
+            " -> (!transform.any_op, !transform.any_param) {",
+            f'    transform.match.operation_name %op ["{self.op_name}"] : !transform.any_op',
+        ]
+        if self.kind == "contraction":
+            outs = ", ".join(f"%{r}" for r in results)
+            lines.append(
+                f"    {outs} = transform.iree.match.contraction %op, {types}{maps}"
+                " : !transform.any_op -> !transform.param<i64>"
+            )
+        else:
+            outs = ", ".join(f"%{r}" for r in results) + ", %strides, %dilations"
+            lines.append(
+                f"    {outs} = transform.iree.match.convolution %op, {types}{maps}"
+                " : !transform.any_op -> !transform.param<i64>"
+            )
+        named = list(zip(results, self.dims))
+        if self.kind == "convolution":
+            named += [("strides", self.strides), ("dilations", self.dilations)]
+        for result, sizes in named:
+            lines.append(
+                f"    transform.iree.match.dims_equal %{result}, [{', '.join(map(str, sizes))}]"
+                " : !transform.param<i64>"
+            )
+        lines += [
+            f"    %config = transform.param.constant {config.compilation_info_attr()} -> !transform.any_param",
+            "    transform.yield %op, %config : !transform.any_op, !transform.any_param",
+            "  }",
+        ]
+        return "\n".join(lines)
+
+
+def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
+    """One spec module for all `(matcher, config)` pairs; an empty list gives a no-op spec."""
+    names = [f"match_op_{i}" for i in range(len(entries))]
+    parts = [
+        "module attributes {transform.with_named_sequence, iree_codegen.tuning_spec_with_default_entrypoint} {",
+        "  transform.named_sequence @apply_op_config(%op: !transform.any_op {transform.readonly},"
+        " %config: !transform.any_param {transform.readonly}) {",
+        '    transform.annotate %op "compilation_info" = %config : !transform.any_op, !transform.any_param',
+        "    transform.yield",
+        "  }",
+    ]
+    parts += [matcher.render(name, config) for name, (matcher, config) in zip(names, entries)]
+    pairs = ", ".join(f"@{n} -> @apply_op_config" for n in names)
+    parts += [
+        "  transform.named_sequence @__kernel_config(%variant_op: !transform.any_op {transform.consumed})"
+        " -> !transform.any_op attributes {iree_codegen.tuning_spec_entrypoint} {",
+    ]
+    if entries:
+        parts.append(
+            f"    %res = transform.foreach_match in %variant_op {pairs} : (!transform.any_op) -> !transform.any_op"
+        )
+        parts.append("    transform.yield %res : !transform.any_op")
+    else:
+        parts.append("    transform.yield %variant_op : !transform.any_op")
+    parts += ["  }", "}", ""]
+    return "\n".join(parts)
