@@ -82,11 +82,10 @@ class CompileResult:
 
 def _tail(text: str, limit: int = 2000) -> str:
     """The informative end of a tool's error output (first error line kept in front)."""
-    lines = [l for l in text.splitlines() if l.strip()]
-    first_error = next((l for l in lines if "error:" in l), "")
-    tail = "\n".join(lines[-12:])
-    out = f"{first_error}\n{tail}" if first_error and first_error not in tail else tail
-    return out[-limit:]
+    lines = [l if len(l) <= 400 else l[:400] + " ..." for l in text.splitlines() if l.strip()]
+    errors = [l for l in lines if "error:" in l][:3]
+    tail = "\n".join(l for l in lines[-8:] if l not in errors)
+    return "\n".join(errors + [tail])[:limit]
 
 
 def compile_model(

@@ -16,7 +16,7 @@ def _around(value: int, legal: list[int]) -> list[int]:
 
 
 class HeuristicProposer:
-    """Two skeletons: a neighbourhood of IREE's default, and the whole legal space.
+    """A neighbourhood of IREE's default, the family's skeleton library, and the whole space.
 
     The neighbourhood skeleton contains the default config itself, so the first trial can
     reproduce IREE's choice through the spec: a baseline measured the same way as every
@@ -41,8 +41,8 @@ class HeuristicProposer:
                     dval = dtiles.get(lvl, (0,) * len(loops))[i] if lvl in dtiles else None
                     if dval is None:
                         levels[lvl][loop] = legal[:1] if len(legal) == 1 else [legal[0]]
-                    elif dval in legal:
-                        levels[lvl][loop] = _around(dval, legal)
+                    elif space.is_legal(lvl, loop, l.bound, dval):
+                        levels[lvl][loop] = sorted(set(_around(dval, legal)) | {dval})
                     else:
                         levels[lvl][loop] = legal
             peeling = sorted({default.loop_peeling, *space.loop_peeling}, reverse=True)
@@ -51,6 +51,7 @@ class HeuristicProposer:
                 Skeleton.make("near-default", default.pipeline, peeling, levels, ties,
                               "IREE's default config and tiles within 4x of it")
             )
+        skeletons += space.library_skeletons(root)
         full = space.full_skeleton(root)
         skeletons.append(
             Skeleton.make(full.name, full.pipeline, list(full.loop_peeling), full.level_map, dict(full.ties), full.rationale)

@@ -123,6 +123,7 @@ class KnobSpace:
     ties: dict[str, str]
     max_vector_elements: int
     vector_within_distribution: bool
+    library: tuple[dict[str, Any], ...] = ()
 
     def legal_values(self, level: str, loop: str, bound: int) -> list[int]:
         spec = self.levels.get(level, {}).get(_role(loop))
@@ -137,14 +138,47 @@ class KnobSpace:
             legal = [bound]
         return legal
 
+    def is_legal(self, level: str, loop: str, bound: int, value: int) -> bool:
+        """`pow2` knobs suggest powers of two but accept any tile up to the trip count
+        (IREE's own defaults, e.g. 48, must be expressible); listed knobs accept their list."""
+        spec = self.levels.get(level, {}).get(_role(loop))
+        if spec == "pow2":
+            return 1 <= value <= bound
+        return value in self.legal_values(level, loop, bound)
+
     def full_skeleton(self, root: RootOp, name: str = "space-wide") -> Skeleton:
         loops = loop_names(root)
         levels = {
             lvl: {loop: self.legal_values(lvl, loop, l.bound) for loop, l in zip(loops, root.loops)}
             for lvl in self.levels
+            if lvl not in self.ties
         }
         return Skeleton.make(name, self.pipelines[0], list(self.loop_peeling), levels, self.ties,
                              "every legal value of the family's space")
+
+    def library_skeletons(self, root: RootOp) -> list[Skeleton]:
+        """The family's skeleton library, instantiated for this op's loops."""
+        loops = loop_names(root)
+        out = []
+        for entry in self.library:
+            given = entry.get("levels", {})
+            levels: dict[str, dict[str, list[int]]] = {}
+            for lvl in self.levels:
+                if lvl in self.ties:
+                    continue
+                levels[lvl] = {}
+                for loop, l in zip(loops, root.loops):
+                    legal = self.legal_values(lvl, loop, l.bound)
+                    wanted = given.get(lvl, {}).get(_role(loop))
+                    if wanted is None:
+                        levels[lvl][loop] = legal if len(legal) == 1 else legal[:1]
+                        continue
+                    vals = [l.bound if v == "full" else int(v) for v in wanted]
+                    levels[lvl][loop] = [v for v in vals if v in legal] or legal
+            peeling = [p for p in entry.get("loop_peeling", self.loop_peeling) if p in self.loop_peeling] or list(self.loop_peeling)
+            out.append(Skeleton.make(f"lib:{entry['name']}", entry.get("pipeline", self.pipelines[0]), peeling, levels,
+                                     self.ties, " ".join(str(entry.get("rationale", "")).split())))
+        return out
 
     def check_config(self, config: CompilationConfig, root: RootOp) -> list[str]:
         """Constraint violations of one concrete config (empty when it may be compiled)."""
@@ -201,7 +235,7 @@ class KnobSpace:
                 if not vals:
                     errors.append(f"{lvl}.{loop}: no values given; legal: {legal}")
                     continue
-                bad = [v for v in vals if v not in legal]
+                bad = [v for v in vals if not self.is_legal(lvl, loop, l.bound, v)]
                 if bad:
                     errors.append(f"{lvl}.{loop}: {bad} not allowed; legal: {legal}")
         required = [l for l in self.levels if l not in self.ties and l not in tied]
@@ -245,6 +279,7 @@ def load_space(family: str, folder: pathlib.Path = SPACES_DIR) -> KnobSpace | No
             ties=ties,
             max_vector_elements=int(constraints.get("max_vector_elements", 4096)),
             vector_within_distribution=bool(constraints.get("vector_within_distribution", True)),
+            library=tuple(data.get("skeletons", [])),
         )
     except (KeyError, TypeError) as exc:
         raise SpaceError(f"{path}: malformed space ({exc})") from None

@@ -80,6 +80,17 @@ class OpMatcher:
 
 def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
     """One spec module for all `(matcher, config)` pairs; an empty list gives a no-op spec."""
+    if not entries:
+        # The default-entrypoint form requires a foreach_match; a spec that tunes nothing
+        # is a plain entry point that hands the variant back untouched.
+        return (
+            "module attributes {transform.with_named_sequence} {\n"
+            "  transform.named_sequence @__kernel_config(%variant_op: !transform.any_op {transform.readonly})"
+            " -> !transform.any_op attributes {iree_codegen.tuning_spec_entrypoint} {\n"
+            "    transform.yield %variant_op : !transform.any_op\n"
+            "  }\n"
+            "}\n"
+        )
     names = [f"match_op_{i}" for i in range(len(entries))]
     parts = [
         "module attributes {transform.with_named_sequence, iree_codegen.tuning_spec_with_default_entrypoint} {",
@@ -95,12 +106,7 @@ def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
         "  transform.named_sequence @__kernel_config(%variant_op: !transform.any_op {transform.consumed})"
         " -> !transform.any_op attributes {iree_codegen.tuning_spec_entrypoint} {",
     ]
-    if entries:
-        parts.append(
-            f"    %res = transform.foreach_match in %variant_op {pairs} : (!transform.any_op) -> !transform.any_op"
-        )
-        parts.append("    transform.yield %res : !transform.any_op")
-    else:
-        parts.append("    transform.yield %variant_op : !transform.any_op")
+    parts.append(f"    %res = transform.foreach_match in %variant_op {pairs} : (!transform.any_op) -> !transform.any_op")
+    parts.append("    transform.yield %res : !transform.any_op")
     parts += ["  }", "}", ""]
     return "\n".join(parts)

@@ -1,0 +1,77 @@
+"""Evaluation against the real compiler: cache hits, not-applied detection, wrong results."""
+from __future__ import annotations
+
+import pytest
+
+from tuner import iree
+from tuner.dispatches import TuningTarget, read_configured_executables
+from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
+from tuner.spec import CompilationConfig
+
+from .conftest import DATA
+
+FLAGS = iree.target_flags("host")
+
+
+def _target(model, tmp_path, family):
+    built = iree.compile_model(model, tmp_path / "d.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
+                         if d.root and d.root.family == family]
+    return TuningTarget(dispatch.root, (name,), 1.0, 1.0)
+
+
+def _evaluator(model, inputs, tmp_path):
+    paths = iree.save_inputs(inputs, tmp_path / "in", 0)
+    ctx = ModelContext(model, "main", paths, FLAGS, tmp_path / "work")
+    return Evaluator(ctx, Cache(f"sqlite:///{tmp_path / 'cache.db'}"))
+
+
+def test_cache_hit_costs_no_compile(tmp_path):
+    target = _target(DATA / "matmul.mlir", tmp_path, "matmul")
+    evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
+    config = CompilationConfig.make(
+        "DoubleTilingExpert",
+        {"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [4, 16, 0],
+         "vector_reduction": [0, 0, 1]}, loop_peeling=True)
+    first = evaluator.evaluate(target, config)
+    assert first.status == "ok", first.error
+    assert first.time_ns > 0 and not first.cached
+    compiles = evaluator.compiles
+    # A fresh evaluator on the same database: what a re-run or another worker sees.
+    second = Evaluator(evaluator.model, Cache(f"sqlite:///{tmp_path / 'cache.db'}")).evaluate(target, config)
+    assert second.cached and second.status == "ok" and second.time_ns == first.time_ns
+    assert evaluator.compiles == compiles
+    # A different compiler flag set is a different key.
+    other = Evaluator(ModelContext(evaluator.model.source, "main", evaluator.model.inputs, FLAGS + ["--iree-opt-level=O2"],
+                                   tmp_path / "w2"), evaluator.cache)
+    assert other.lookup(target, config) is None
+
+
+def test_batch1_conv_config_not_applied_is_detected(tmp_path):
+    """IREE drops a spec's config on batch-1 convs; the tuner must say so, not report a speed-up."""
+    target = _target(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
+    evaluator = _evaluator(DATA / "conv_batch1.mlir", ("1x18x18x16xf32", "3x3x16x32xf32"), tmp_path)
+    loops = [l.role for l in target.root.loops]
+    tiles = {
+        "distribution": [1 if r == "n" else 8 if r in ("oh", "ow", "oc") else 0 for r in loops],
+        "vector_common_parallel": [1 if r in ("n", "oh") else 4 if r in ("ow", "oc") else 0 for r in loops],
+        "vector_reduction": [1 if r in ("kh", "kw") else 4 if r == "ic" else 0 for r in loops],
+    }
+    config = CompilationConfig.make("ConvTileAndDecomposeExpert", tiles)
+    assert config != target.root.default_config
+    result = evaluator.evaluate(target, config)
+    assert result.status in ("not_applied", "compile_error"), (result.status, result.error)
+    assert result.time_ns is None
+
+
+def test_outputs_match_tolerates_reassociation_only():
+    import numpy as np
+
+    ref = [np.linspace(-10, 10, 100, dtype=np.float32)]
+    ok, err = outputs_match([ref[0] + 1e-5], ref)
+    assert ok and err < 1e-5
+    ok, err = outputs_match([ref[0] * 1.01], ref)
+    assert not ok
+    ok, _ = outputs_match([ref[0][:50]], ref)
+    assert not ok

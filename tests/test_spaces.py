@@ -1,0 +1,93 @@
+"""Spaces and skeletons: constraints are checked before compiling, skeletons validated."""
+from __future__ import annotations
+
+import pytest
+
+from tuner import iree
+from tuner.dispatches import read_configured_executables
+from tuner.evaluation import Cache, Evaluator, ModelContext
+from tuner.dispatches import TuningTarget
+from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
+from tuner.search import tune_target
+from tuner.spaces import Skeleton, load_space
+from tuner.spec import CompilationConfig, render_spec
+
+from .conftest import DATA
+
+FLAGS = iree.target_flags("host")
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    work = tmp_path_factory.mktemp("analysis")
+    built = iree.compile_model(DATA / "matmul.mlir", work / "m.vmfb", FLAGS, configs_dir=work / "configs")
+    assert built.ok
+    root = next(d.root for d in read_configured_executables(work / "configs").values() if d.root and d.root.family == "matmul")
+    return TuningTarget(root, ("main_dispatch_0_matmul_64x96x128_f32",), 1.0, 1.0)
+
+
+def _big_vector_config() -> CompilationConfig:
+    # 16 x 32 x 16 = 8192 vector elements: over the 4096 limit.
+    return CompilationConfig.make(
+        "DoubleTilingExpert",
+        {"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [16, 32, 0],
+         "vector_reduction": [0, 0, 16]},
+    )
+
+
+def test_constraint_rejects_large_vector_tiles(target):
+    space = load_space("matmul")
+    errors = space.check_config(_big_vector_config(), target.root)
+    assert any("vector tile has 8192 elements" in e for e in errors)
+
+
+def test_constraint_is_real(target, tmp_path):
+    """What the pre-filter rejects does fail in iree-compile: the filter saves real compiles."""
+    spec = tmp_path / "spec.mlir"
+    spec.write_text(render_spec([(target.root.matcher, _big_vector_config())]))
+    built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "x.vmfb", FLAGS, spec=spec)
+    assert not built.ok
+    assert "large vector sizes" in built.error
+
+
+def test_search_never_compiles_constraint_violations(target, tmp_path):
+    space = load_space("matmul")
+    levels = {
+        "distribution": {"m": [32], "n": [32], "k": [0]},
+        "vector_common_parallel": {"m": [16], "n": [32], "k": [0]},
+        "vector_reduction": {"m": [0], "n": [0], "k": [8, 16]},
+    }
+    bad = Skeleton.make("too-big", "DoubleTilingExpert", [False], levels, {"cache_parallel": "distribution"})
+    inputs = iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0)
+    model = ModelContext(DATA / "matmul.mlir", "main", inputs, FLAGS, tmp_path)
+    evaluator = Evaluator(model, Cache(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    outcome = tune_target(target, space, (bad,), {}, evaluator, storage=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                          study_name="t", trials=2, sampler="random", seed=0)
+    assert evaluator.compiles == 0
+    assert outcome.statuses == {"constraint": 12}  # 6 x budget attempts, all rejected before compiling
+    assert outcome.best_config is None
+
+
+def test_skeleton_validation_messages(target):
+    space = load_space("matmul")
+    levels = {
+        "distribution": {"m": [32], "n": [7000], "k": [0]},
+        "vector_common_parallel": {"m": [4], "n": [16], "k": [0]},
+    }
+    sk = Skeleton.make("bad", "Mmt4dTilingExpert", [True], levels)
+    errors = space.check_skeleton(sk, target.root)
+    assert any("pipeline 'Mmt4dTilingExpert' is not allowed" in e for e in errors)
+    assert any("distribution.n: [7000] not allowed" in e for e in errors)
+    assert any("tile level 'vector_reduction' is missing" in e for e in errors)
+
+
+def test_heuristic_skeletons_are_valid_and_contain_default(target):
+    space = load_space("matmul")
+    request = ProposalRequest(target, space)
+    proposal = HeuristicProposer().propose(request)
+    assert [s.name for s in proposal.skeletons] == ["near-default", "lib:avx2-register-block", "space-wide"]
+    for sk in proposal.skeletons:
+        assert space.check_skeleton(sk, target.root) == []
+    values = default_values(proposal.skeletons[0], request)
+    assert values is not None
+    assert proposal.skeletons[0].config(values, ["m", "n", "k"]) == target.root.default_config

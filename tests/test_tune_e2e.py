@@ -1,0 +1,96 @@
+"""A tiny matmul tuned end to end by the real `tune` command: spec, flags, report, re-run, cache."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tuner import iree
+from tuner.config import load_config
+
+from .conftest import DATA
+
+
+def _tune(config, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """Run the job once for all tests of this module (it is the expensive part)."""
+    from .conftest import DATA as data  # noqa: F401
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    config = tmp / "mm.yaml"
+    config.write_text(
+        f"name: mm\noutput: {tmp / 'reports'}\n"
+        f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+        "budget: {trials_per_dispatch: 5, confirm_rounds: 3}\n"
+        "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
+    )
+    first = _tune(config)
+    assert first.returncode == 0, first.stderr
+    job = load_config(config)
+    summary = json.loads((job.report_dir / "summary.json").read_text())
+    spec_text = (job.report_dir / "tuning_spec.mlir").read_text()
+    return config, job, first, summary, spec_text
+
+
+def test_report_files_and_summary(tuned):
+    _config, job, first, summary, _spec = tuned
+    for name in ("tuning_spec.mlir", "compile_flags.txt", "summary.json", "report.md"):
+        assert (job.report_dir / name).exists(), name
+    assert "end to end" in first.stdout
+    assert summary["compiler_version"] == iree.compiler_version()
+    assert summary["entry"] == "main" and summary["inputs"] == ["64x128xf32", "128x96xf32"]
+    (row,) = summary["dispatches"]
+    assert row["op_kind"] == "matmul"
+    assert row["loops"] == {"m": 64, "n": 96, "k": 128}
+    assert row["trials"] == 5
+    assert sum(row["trial_statuses"].get(s, 0) for s in ("ok", "not_applied", "compile_error", "wrong_result")) >= 5
+    e2e = summary["end_to_end"]
+    assert e2e["rounds"] == 3 and len(e2e["default_ms"]) == 3 and len(e2e["tuned_ms"]) == 3
+    assert e2e["max_error"] < 1e-3
+    report = (job.report_dir / "report.md").read_text()
+    assert "End to end" in report and "matmul_64x96x128" in report
+
+
+def test_exported_spec_works_with_plain_iree_compile(tuned, tmp_path):
+    _config, job, _first, summary, _spec = tuned
+    flags = (job.report_dir / "compile_flags.txt").read_text().split()
+    out = tmp_path / "tuned.vmfb"
+    proc = subprocess.run(
+        [iree.tool("iree-compile"), str(DATA / "matmul.mlir"), *summary["default_flags"], *flags,
+         f"--iree-codegen-tuning-spec-path={job.report_dir / 'tuning_spec.mlir'}", "-o", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    inputs = [p for p in summary["input_files"]]
+    run = iree.run_model(out, "main", [__import__("pathlib").Path(p) for p in inputs], tmp_path / "run")
+    a, b = (np.load(p) for p in inputs)
+    np.testing.assert_allclose(run.outputs[0], np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
+
+
+def test_rerun_compiles_nothing_and_exports_same_spec(tuned):
+    config, job, _first, _summary, spec_text = tuned
+    again = _tune(config)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((job.report_dir / "summary.json").read_text())
+    assert summary["compiles"] == 0
+    assert (job.report_dir / "tuning_spec.mlir").read_text() == spec_text
+
+
+def test_rerun_with_more_budget_resumes_the_study(tuned):
+    config, job, _first, _summary, _spec = tuned
+    text = config.read_text().replace("trials_per_dispatch: 5", "trials_per_dispatch: 7")
+    more = config.with_name("mm_more.yaml")
+    more.write_text(text)
+    proc = _tune(more)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((job.report_dir / "summary.json").read_text())
+    assert summary["dispatches"][0]["trials"] == 7
+    assert summary["compiles"] <= 2 + 2  # two new trials (+ confirmation builds when the spec changed)
