@@ -75,3 +75,21 @@ def test_outputs_match_tolerates_reassociation_only():
     assert not ok
     ok, _ = outputs_match([ref[0][:50]], ref)
     assert not ok
+
+
+def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
+    """The search stops after a few not-applied trials and says why, instead of spending the budget."""
+    from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
+    from tuner.search import tune_target
+    from tuner.spaces import load_space
+
+    target = _target(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
+    evaluator = _evaluator(DATA / "conv_batch1.mlir", ("1x18x18x16xf32", "3x3x16x32xf32"), tmp_path)
+    space = load_space("conv2d")
+    request = ProposalRequest(target, space)
+    skeletons = HeuristicProposer().propose(request).skeletons
+    outcome = tune_target(target, space, skeletons, {}, evaluator, storage=f"sqlite:///{tmp_path / 's.db'}",
+                          study_name="b1", trials=10, sampler="random", seed=0)
+    assert "batch-1" in outcome.untunable
+    assert outcome.trials == 3
+    assert outcome.best_config is None

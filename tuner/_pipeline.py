@@ -195,6 +195,8 @@ def _summary(job, model_path, inputs, target_flags, chosen_flags, flag_rows, row
         best = o.best_ns if o else None
         if target.key in skipped:
             status = f"skipped: {skipped[target.key]}"
+        elif o is not None and o.untunable:
+            status = f"not tunable: {o.untunable}"
         elif target.label in confirmation.kept:
             status = "tuned"
         elif target.label in confirmation.dropped:

@@ -32,6 +32,7 @@ class TargetOutcome:
     baseline_ns: float | None  # IREE's default config, measured through the spec like every trial
     skeletons: tuple[Skeleton, ...]
     compiles: int = 0
+    untunable: str = ""  # why no config can take effect on this target (e.g. batch-1 conv)
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -96,8 +97,9 @@ def tune_target(
 
     attempts = 0
     finished = done()
+    untunable = _untunable(study)
     seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
-    while finished < trials and attempts < 6 * trials and skeletons:
+    while finished < trials and attempts < 6 * trials and skeletons and not untunable:
         if deadline is not None and time.monotonic() > deadline:
             log.info("%s: time budget reached after %d trials", target.label, finished)
             break
@@ -135,9 +137,27 @@ def tune_target(
             log.info("%s trial %d: %s %s", target.label, trial.number, result.status, result.error.splitlines()[0] if result.error else "")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         finished += 1
+        untunable = _untunable(study)
+        if untunable:
+            log.warning("%s: %s; not tuned", target.label, untunable)
         if progress:
             progress(finished, trials, best())
     return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+
+
+UNTUNABLE_AFTER = 3
+
+
+def _untunable(study: optuna.Study) -> str:
+    """IREE ignored the spec on every one of the first trials: no config can take effect.
+
+    Known cause: batch-1 convolutions, whose config IREE drops when it re-inserts the batch
+    dimension. Spending the budget there would only produce not-applied trials.
+    """
+    counted = [t for t in study.get_trials(deepcopy=False) if _counted(t)][:UNTUNABLE_AFTER]
+    if len(counted) == UNTUNABLE_AFTER and all(t.user_attrs.get("status") == "not_applied" for t in counted):
+        return "IREE does not apply a spec config to this op (known for batch-1 convolutions)"
+    return ""
 
 
 def summarize(
@@ -158,4 +178,5 @@ def summarize(
                 baseline = t.value
             if best_ns is None or t.value < best_ns:
                 best_ns, best_cfg = t.value, CompilationConfig.from_json(json.loads(cfg))
-    return TargetOutcome(target, study_name, counted, statuses, best_cfg, best_ns, baseline, skeletons, compiles)
+    return TargetOutcome(target, study_name, counted, statuses, best_cfg, best_ns, baseline, skeletons, compiles,
+                         _untunable(study))
