@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import pathlib
@@ -94,7 +95,8 @@ def _progress(quiet: bool):
         yield _RichProgress(progress)
 
 
-def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None) -> JobResult:
+def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None,
+            search_only: bool = False) -> JobResult:
     start = time.monotonic()
     limit = max_minutes if max_minutes is not None else job.budget.max_minutes
     deadline = start + 60 * limit if limit else None
@@ -136,7 +138,9 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
                                  max_targets=job.budget.max_dispatches)
     log.info("%d dispatches, %d tuning targets", len(rows), len(targets))
 
-    # Stage: proposers + search, one study per target.
+    # Stage: proposers + search, one study per target and compiler/flags build: a new IREE
+    # starts a new study that first re-verifies the old one's winners.
+    build_tag = hashlib.sha256(json.dumps(model.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
     proposer = _make_proposer(job)
     outcomes: list[TargetOutcome] = []
     skipped: dict[str, str] = {}
@@ -160,7 +164,8 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
             task = progress.add(f"[{i + 1}/{len(targets)}] {target.label}", job.budget.trials_per_dispatch)
             outcome = tune_target(
                 target, space, proposal.skeletons, defaults, evaluator,
-                storage=storage, study_name=f"{job.name}:{target.key}", trials=job.budget.trials_per_dispatch,
+                storage=storage, study_name=f"{job.name}:{target.key}:{build_tag}",
+                history_prefix=f"{job.name}:{target.key}:", trials=job.budget.trials_per_dispatch,
                 sampler=job.search.sampler, seed=job.search.seed, deadline=deadline,
                 progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
             )
@@ -168,6 +173,11 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
                             None if outcome.best_ns is None else outcome.best_ns / 1e6)
             outcomes.append(outcome)
     compiles += evaluator.compiles
+    if search_only:
+        cache.dispose()
+        done = {o.target.label: o.trials for o in outcomes}
+        return JobResult(report_dir, {"job": job.name, "search_only": True, "trials": done,
+                                      "seconds": time.monotonic() - start, "compiles": compiles}, compiles)
 
     # Stage: export + confirmation in the full model.
     winners = [

@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="reports folder (default: the config's `output`, else ./reports)")
     parser.add_argument("--max-minutes", type=float, help="stop searching after this long; export what was found")
     parser.add_argument("--quiet", action="store_true", help="no progress display (CI, nightly jobs)")
+    parser.add_argument("--search-only", action="store_true",
+                        help="a helper worker on a shared storage: run trials, leave export to the main process")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     import optuna
+    import sqlalchemy
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -42,10 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     from ._pipeline import run_job
 
     try:
-        result = run_job(job, quiet=args.quiet, max_minutes=args.max_minutes)
+        result = run_job(job, quiet=args.quiet, max_minutes=args.max_minutes, search_only=args.search_only)
     except ConfigError as exc:
         print(f"tune: config error: {exc}", file=sys.stderr)
         return 2
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"tune: storage {job.storage.split('@')[-1]} unusable: {reason}", file=sys.stderr)
+        logging.getLogger("schedtune").exception("storage failed")
+        return 1
+    except OSError as exc:
+        print(f"tune: {exc.strerror or exc} ({exc.filename or 'I/O'}); finished trials are saved", file=sys.stderr)
+        logging.getLogger("schedtune").exception("I/O failed")
+        return 1
     except iree.ToolError as exc:
         print(f"tune: {str(exc).splitlines()[0]}", file=sys.stderr)
         logging.getLogger("schedtune").exception("job failed")
@@ -53,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tune: interrupted; finished trials are saved, run the same command to resume", file=sys.stderr)
         return 130
+    if args.search_only:
+        print(f"{job.name}: search done ({result.compiles} compiles); trials per target: {result.summary['trials']}")
+        return 0
     e2e = result.summary["end_to_end"]
     print(
         f"{job.name}: {e2e['speedup']:.2f}x end to end ({e2e['default_median_ms']:.2f} -> {e2e['tuned_median_ms']:.2f} ms), "

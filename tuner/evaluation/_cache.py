@@ -24,6 +24,15 @@ _TABLE = sa.Table(
 )
 
 
+_CLAIMS = sa.Table(
+    "schedtune_claims",
+    _METADATA,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("worker", sa.String(256), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+
 def cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -49,6 +58,30 @@ class Cache:
                 )
         except sa.exc.IntegrityError:
             pass
+
+    def claim(self, key: str, worker: str, stale_after_s: float) -> bool:
+        """Reserve a config for evaluation so no other worker compiles it at the same time.
+
+        A claim older than `stale_after_s` belongs to a worker that died mid-trial and is taken over.
+        """
+        now = time.time()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(_CLAIMS.insert().values(key=key, worker=worker, created=now))
+            return True
+        except sa.exc.IntegrityError:
+            pass
+        with self._engine.begin() as conn:
+            taken = conn.execute(
+                _CLAIMS.update()
+                .where(_CLAIMS.c.key == key, _CLAIMS.c.created < now - stale_after_s)
+                .values(worker=worker, created=now)
+            )
+            return taken.rowcount == 1
+
+    def release(self, key: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(_CLAIMS.delete().where(_CLAIMS.c.key == key))
 
     def count(self, kind: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(_TABLE)

@@ -5,10 +5,14 @@ isolated benchmark: isolated timings did not match in-model ones on this machine
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
+import os
 import pathlib
 import shutil
+import socket
+import subprocess
 from typing import Any
 
 import numpy as np
@@ -19,7 +23,8 @@ from ..spec import CompilationConfig, render_spec
 from ._cache import Cache, cache_key
 
 # Statuses a trial can end with; only "ok" has a time.
-STATUSES = ("ok", "compile_error", "compile_timeout", "compile_crash", "not_applied", "wrong_result", "run_error", "constraint")
+STATUSES = ("ok", "compile_error", "compile_timeout", "compile_crash", "not_applied", "wrong_result", "run_error",
+            "constraint", "duplicate", "in_progress", "lost")
 
 
 @dataclasses.dataclass
@@ -88,14 +93,25 @@ def outputs_match(outputs: list[np.ndarray], reference: list[np.ndarray]) -> tup
     return ok, worst
 
 
-class Evaluator:
-    """Evaluates configs for one model under one flag set; every outcome goes into the cache."""
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    def __init__(self, model: ModelContext, cache: Cache) -> None:
+
+class Evaluator:
+    """Evaluates configs for one model under one flag set; every outcome goes into the cache.
+
+    Compiles of a batch run in parallel worker processes (`compile_workers`, default one per
+    core); benchmarks run one at a time afterwards, with no compile running, so they don't
+    disturb each other's timing.
+    """
+
+    def __init__(self, model: ModelContext, cache: Cache, *, compile_workers: int | None = None) -> None:
         self.model = model
         self.cache = cache
         self._reference: list[np.ndarray] | None = None
         self.compiles = 0
+        self.compile_workers = compile_workers or os.cpu_count() or 1
+        self.worker = worker_id()
 
     def reference_outputs(self) -> list[np.ndarray]:
         """Outputs of IREE's default build on the job's inputs, computed once and kept on disk."""
@@ -125,31 +141,65 @@ class Evaluator:
         return TrialResult.from_json(payload) if payload is not None else None
 
     def evaluate(self, target: TuningTarget, config: CompilationConfig) -> TrialResult:
-        hit = self.lookup(target, config)
-        if hit is not None:
-            return hit
-        result = self._evaluate_uncached(target, config)
-        self.cache.put(self.key(target, config), "trial", f"{target.label} {config.canonical()}", result.to_json())
-        return result
+        return self.evaluate_many(target, [config])[0]
 
-    def _evaluate_uncached(self, target: TuningTarget, config: CompilationConfig) -> TrialResult:
+    def evaluate_many(self, target: TuningTarget, configs: list[CompilationConfig]) -> list[TrialResult]:
+        """Results in the order of `configs`; status `in_progress` when another worker holds one."""
+        results: list[TrialResult | None] = [None] * len(configs)
+        todo: list[int] = []
+        stale_after = self.model.compile_timeout_s + 4 * self.model.run_timeout_s + 60
+        for i, config in enumerate(configs):
+            hit = self.lookup(target, config)
+            if hit is not None:
+                results[i] = hit
+            elif self.cache.claim(self.key(target, config), self.worker, stale_after):
+                todo.append(i)
+            else:
+                results[i] = TrialResult("in_progress", error="another worker is evaluating this config", cached=True)
+        try:
+            workdirs = {i: self.model.workdir / f"trial_{os.getpid()}_{n}" for n, i in enumerate(todo)}
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.compile_workers)) as pool:
+                compiled = dict(zip(todo, pool.map(lambda i: self._compile(target, configs[i], workdirs[i]), todo)))
+            self.compiles += len(todo)
+            for i in todo:
+                result = compiled[i] if isinstance(compiled[i], TrialResult) else self._measure(
+                    target, configs[i], workdirs[i], compiled[i])
+                self.cache.put(self.key(target, configs[i]), "trial",
+                               f"{target.label} {configs[i].canonical()}", result.to_json())
+                self.cache.release(self.key(target, configs[i]))
+                results[i] = result
+        finally:
+            for i in todo:
+                if results[i] is None:  # interrupted: let another worker (or the re-run) take it
+                    self.cache.release(self.key(target, configs[i]))
+        return [r for r in results if r is not None]
+
+    def _compile(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path):
         assert target.root.matcher is not None
-        work = self.model.workdir / "trial"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         spec = work / "spec.mlir"
         spec.write_text(render_spec([(target.root.matcher, config)]))
-        vmfb = work / "model.vmfb"
-        configs = work / "configs"
         compiled = iree.compile_model(
-            self.model.source, vmfb, self.model.flags, spec=spec, configs_dir=configs,
+            self.model.source, work / "model.vmfb", self.model.flags, spec=spec, configs_dir=work / "configs",
             timeout_s=self.model.compile_timeout_s,
         )
-        self.compiles += 1
         if not compiled.ok:
-            return TrialResult(f"compile_{compiled.status}" if compiled.status != "error" else "compile_error",
-                               error=compiled.error, compile_s=compiled.seconds)
-        applied = read_configured_executables(configs)
+            status = "compile_error" if compiled.status == "error" else f"compile_{compiled.status}"
+            return TrialResult(status, error=compiled.error, compile_s=compiled.seconds)
+        return compiled
+
+    def _measure(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path,
+                 compiled: iree.CompileResult) -> TrialResult:
+        try:
+            return self._check_and_time(target, config, work, compiled)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _check_and_time(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path,
+                        compiled: iree.CompileResult) -> TrialResult:
+        vmfb = compiled.vmfb
+        applied = read_configured_executables(compiled.configs_dir)
         for name in target.dispatches:
             got = applied.get(name)
             same_op = got is not None and got.root is not None and got.root.text == target.root.text
@@ -167,9 +217,7 @@ class Evaluator:
         try:
             timings = iree.profile_dispatches(vmfb, self.model.entry, self.model.inputs, work / "profile",
                                               iterations=self.model.profile_iterations, timeout_s=self.model.run_timeout_s)
-        except (iree.ToolError, OSError) as exc:
-            return TrialResult("run_error", error=str(exc), compile_s=compiled.seconds)
-        except Exception as exc:  # subprocess.TimeoutExpired and friends
+        except (iree.ToolError, OSError, subprocess.SubprocessError) as exc:
             return TrialResult("run_error", error=f"{type(exc).__name__}: {exc}", compile_s=compiled.seconds)
         calls = max((t.count for t in timings.values()), default=1) or 1
         per = {n: timings[n].avg_ns * timings[n].count / calls for n in target.dispatches if n in timings}

@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import time
 
@@ -39,6 +40,31 @@ def tool(name: str) -> str:
         if candidate.exists():
             return str(candidate)
     raise ToolError(f"{name} not found: install iree-base-compiler and iree-base-runtime (pip install -e .)")
+
+
+def _run(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run a tool in its own process group; on timeout the whole group is killed.
+
+    Killing only the direct child can leave grandchildren holding the output pipes, and
+    then the wait outlives the timeout.
+    """
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 @functools.cache
@@ -106,7 +132,7 @@ def compile_model(
         args += ["--iree-codegen-add-tuner-attributes", f"--iree-hal-dump-executable-configurations-to={configs_dir}"]
     start = time.monotonic()
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+        proc = _run(args, timeout_s)
     except subprocess.TimeoutExpired:
         return CompileResult("timeout", None, None, time.monotonic() - start, f"iree-compile timed out after {timeout_s:.0f} s")
     seconds = time.monotonic() - start
@@ -158,7 +184,7 @@ def run_model(
     # iree-run-module writes as many outputs as the function returns; extra flags are an error,
     # so ask for one output first and more only when the function has them.
     try:
-        proc = subprocess.run(args + [f"--output=@{out_paths[0]}"], capture_output=True, text=True, timeout=timeout_s)
+        proc = _run(args + [f"--output=@{out_paths[0]}"], timeout_s)
     except subprocess.TimeoutExpired:
         return RunResult("timeout", [], f"iree-run-module timed out after {timeout_s:.0f} s")
     if proc.returncode != 0:
@@ -198,12 +224,10 @@ def profile_dispatches(
         f"--device_profiling_output={prof}",
         *[f"--input=@{p}" for p in inputs],
     ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    proc = _run(args, timeout_s)
     if proc.returncode != 0:
         raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
-    out = subprocess.run(
-        [tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], capture_output=True, text=True, timeout=timeout_s
-    )
+    out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s)
     if out.returncode != 0:
         raise ToolError(f"iree-profile failed: {_tail(out.stderr, 500)}")
     timings: dict[str, DispatchTiming] = {}
@@ -229,7 +253,7 @@ def benchmark_model(
         "--benchmark_format=json",
         *[f"--input=@{p}" for p in inputs],
     ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    proc = _run(args, timeout_s)
     if proc.returncode != 0:
         raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
     data = json.loads(proc.stdout)

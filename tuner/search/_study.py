@@ -1,17 +1,24 @@
 """Optuna search over one target's skeletons: skeleton choice categorical, its knobs conditional.
 
-One study per target (named job:target), in the job's storage; trials are told as they
-finish, so a killed job loses at most the trial in flight and resumes where it stopped.
+One study per (job, target, compiler version), in the job's storage. Trials are told as they
+finish, so a killed job loses at most the trials in flight; on restart those are marked
+`lost` and do not count against the budget. Several processes may work one study (shared
+PostgreSQL storage): the budget is counted over the shared study and configs are claimed in
+the shared cache, so none is compiled twice.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
+import os
+import socket
 import time
 from typing import Callable
 
 import optuna
+from optuna.trial import TrialState
 
 from ..dispatches import TuningTarget
 from ..evaluation import Evaluator, TrialResult
@@ -19,6 +26,12 @@ from ..spaces import KnobSpace, Skeleton, loop_names
 from ..spec import CompilationConfig
 
 log = logging.getLogger("schedtune")
+
+# Trial statuses that did not consume budget: rejected before compiling, already measured,
+# held by another worker, or lost with a killed process.
+_FREE = {None, "constraint", "duplicate", "in_progress", "lost"}
+UNTUNABLE_AFTER = 3
+WARM_START_TOP = 3
 
 
 @dataclasses.dataclass
@@ -43,10 +56,50 @@ def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def _counted(trial: optuna.trial.FrozenTrial) -> bool:
-    """Trials that consumed budget: finished, not rejected before compiling, not a repeat."""
-    return trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL) and trial.user_attrs.get(
-        "status"
-    ) not in (None, "constraint", "duplicate")
+    return trial.state in (TrialState.COMPLETE, TrialState.FAIL) and trial.user_attrs.get("status") not in _FREE
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
+    """Mark trials left RUNNING by a dead process as failed (`lost`); returns how many.
+
+    A trial of this host whose process is gone is lost at once; one of another host only
+    after `stale_after_s` (it may still be running there).
+    """
+    host = socket.gethostname()
+    now = datetime.datetime.now()
+    lost = 0
+    storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail another process's trial
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(trial.user_attrs.get("worker", ""))
+        w_host, _, w_pid = worker.rpartition(":")
+        dead_here = w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid)) and int(w_pid) != os.getpid()
+        started = trial.datetime_start or now
+        too_old = (now - started).total_seconds() > stale_after_s
+        if dead_here or too_old:
+            try:
+                storage.set_trial_user_attr(trial._trial_id, "status", "lost")  # noqa: SLF001
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+                lost += 1
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # finished meanwhile by its owner
+    if lost:
+        log.info("%s: %d trial(s) lost by a killed process marked failed", study.study_name, lost)
+    return lost
+
+
+def _previous_studies(storage, prefix: str, current: str) -> list[optuna.Study]:
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    return [optuna.load_study(study_name=n, storage=storage) for n in names if n.startswith(prefix) and n != current]
 
 
 ProgressFn = Callable[[int, int, float | None], None]
@@ -66,77 +119,93 @@ def tune_target(
     seed: int,
     deadline: float | None = None,
     progress: ProgressFn | None = None,
+    history_prefix: str | None = None,
 ) -> TargetOutcome:
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=make_sampler(sampler, seed),
-        direction="minimize",
-        load_if_exists=True,
-    )
+    """Run `target`'s study until it holds `trials` counted trials (or the deadline passes).
+
+    `history_prefix` names earlier studies of the same target (e.g. under an older compiler):
+    a new study reuses their skeletons and re-verifies their best configs first.
+    """
+    if isinstance(storage, str):
+        storage = optuna.storages.RDBStorage(storage)
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=make_sampler(sampler, seed),
+                                direction="minimize", load_if_exists=True)
+    stale_after = evaluator.model.compile_timeout_s + 4 * evaluator.model.run_timeout_s + 120
+    recover_lost_trials(study, stale_after)
     stored = study.user_attrs.get("skeletons")
     if stored:
         # Resume with the skeletons the study started with: Optuna's distributions must not change.
         skeletons = tuple(Skeleton.from_json(s) for s in json.loads(stored))
     else:
+        previous = _previous_studies(storage, history_prefix, study_name) if history_prefix else []
+        carried = [p for p in previous if p.user_attrs.get("skeletons")]
+        if carried:
+            skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs["skeletons"]))
         study.set_user_attr("skeletons", json.dumps([s.to_json() for s in skeletons]))
         study.set_user_attr("target", target.label)
         for name, values in default_values.items():
-            study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}})
-            break
+            if any(s.name == name for s in skeletons):
+                study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}})
+                break
+        for old in carried:
+            done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+            for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
+                study.enqueue_trial(t.params, skip_if_exists=True)
+            if done_old:
+                log.info("%s: re-verifying %d winner(s) of %s", target.label, min(len(done_old), WARM_START_TOP),
+                         old.study_name)
     by_name = {s.name: s for s in skeletons}
     loops = loop_names(target.root)
     compiles_before = evaluator.compiles
 
-    def done() -> int:
+    def finished_count() -> int:
         return sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
 
     def best() -> float | None:
-        vals = [t.value for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+        vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         return min(vals) if vals else None
 
     attempts = 0
-    finished = done()
+    finished = finished_count()
     untunable = _untunable(study)
-    seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
+    batch_size = max(1, evaluator.compile_workers)
     while finished < trials and attempts < 6 * trials and skeletons and not untunable:
         if deadline is not None and time.monotonic() > deadline:
             log.info("%s: time budget reached after %d trials", target.label, finished)
             break
-        attempts += 1
-        trial = study.ask()
-        name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
-        skeleton = by_name[name]
-        values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
-        config = skeleton.config(values, loops)
-        trial.set_user_attr("config", config.canonical())
-        violations = space.check_config(config, target.root)
-        if violations:
-            trial.set_user_attr("status", "constraint")
-            trial.set_user_attr("error", "; ".join(violations))
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
+        batch: list[tuple[optuna.Trial, CompilationConfig]] = []
+        while len(batch) < min(batch_size, trials - finished) and attempts < 6 * trials:
+            attempts += 1
+            trial = study.ask()
+            trial.set_user_attr("worker", evaluator.worker)
+            name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
+            skeleton = by_name[name]
+            values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
+            config = skeleton.config(values, loops)
+            trial.set_user_attr("config", config.canonical())
+            violations = space.check_config(config, target.root)
+            if violations:
+                trial.set_user_attr("status", "constraint")
+                trial.set_user_attr("error", "; ".join(violations))
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            if config.canonical() in seen or any(c == config for _, c in batch):
+                # TPE re-proposed a config this study already has: reuse it, charge no budget.
+                cached = evaluator.lookup(target, config)
+                trial.set_user_attr("status", "duplicate")
+                if cached is not None and cached.status == "ok":
+                    study.tell(trial, cached.time_ns)
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                continue
+            batch.append((trial, config))
+        if not batch:
             continue
-        if config.canonical() in seen:
-            # TPE re-proposed a config this study already measured: reuse it, do not charge budget.
-            cached = evaluator.lookup(target, config)
-            trial.set_user_attr("status", "duplicate")
-            if cached is not None and cached.status == "ok":
-                study.tell(trial, cached.time_ns)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
-        result: TrialResult = evaluator.evaluate(target, config)
-        seen.add(config.canonical())
-        trial.set_user_attr("status", result.status)
-        trial.set_user_attr("cached", result.cached)
-        if result.error:
-            trial.set_user_attr("error", result.error[:2000])
-        if result.status == "ok" and result.time_ns is not None:
-            study.tell(trial, result.time_ns)
-        else:
-            log.info("%s trial %d: %s %s", target.label, trial.number, result.status, result.error.splitlines()[0] if result.error else "")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        finished += 1
+        results = evaluator.evaluate_many(target, [c for _, c in batch])
+        for (trial, config), result in zip(batch, results):
+            _tell(study, trial, target, result)
+        finished = finished_count()
         untunable = _untunable(study)
         if untunable:
             log.warning("%s: %s; not tuned", target.label, untunable)
@@ -145,7 +214,17 @@ def tune_target(
     return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
 
 
-UNTUNABLE_AFTER = 3
+def _tell(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
+    trial.set_user_attr("status", result.status)
+    trial.set_user_attr("cached", result.cached)
+    if result.error:
+        trial.set_user_attr("error", result.error[:2000])
+    if result.status == "ok" and result.time_ns is not None:
+        study.tell(trial, result.time_ns)
+    else:
+        first_line = result.error.splitlines()[0] if result.error else ""
+        log.info("%s trial %d: %s %s", target.label, trial.number, result.status, first_line)
+        study.tell(trial, state=TrialState.FAIL)
 
 
 def _untunable(study: optuna.Study) -> str:
@@ -172,7 +251,7 @@ def summarize(
         statuses[status] = statuses.get(status, 0) + 1
         if _counted(t):
             counted += 1
-        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
+        if t.state == TrialState.COMPLETE and t.value is not None:
             cfg = t.user_attrs.get("config")
             if cfg == default_canon and (baseline is None or t.value < baseline):
                 baseline = t.value
