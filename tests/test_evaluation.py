@@ -93,5 +93,5 @@ def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     assert "batch-1" in outcome.untunable
     # Stops after the first batch that shows it (a batch is one compile per core), not at 10.
     assert 3 <= outcome.trials < 3 + evaluator.compile_workers
-    assert set(outcome.statuses) == {"not_applied"}
+    assert set(outcome.statuses) <= {"not_applied", "constraint"}
     assert outcome.best_config is None
