@@ -43,3 +43,78 @@ def write_job(tmp_path):
         return path
 
     return write
+
+
+def _pg_tool(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL server on loopback for the session (Debian's postgresql package).
+
+    The README's test command installs the package; a missing server is a failure, not a skip.
+    """
+    import os
+    import socket
+    import subprocess
+
+    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.fail("PostgreSQL server binaries not found: run the README's test command, which installs postgresql")
+    import shutil
+    import tempfile
+
+    # Not under pytest's tmp folder: that is private to root, and postgres runs as its own user.
+    root = pathlib.Path(tempfile.mkdtemp(prefix="schedtune-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        prefix = ["runuser", "-u", "postgres", "--"]
+        os.chmod(root, 0o777)
+        os.chmod(sock, 0o777)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(prefix + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    subprocess.run(prefix + [pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE schedtune")
+        conn.close()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/schedtune"
+    finally:
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def counted_trials(storage_url: str):
+    """All trials of all studies in a storage, as (study name, FrozenTrial)."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = optuna.storages.RDBStorage(storage_url)
+    out = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        out += [(summary.study_name, t) for t in study.get_trials(deepcopy=False)]
+    return out
+
+
+FREE_STATUSES = {None, "constraint", "duplicate", "in_progress", "lost"}

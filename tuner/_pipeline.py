@@ -15,12 +15,12 @@ import optuna
 from . import iree
 from .config import JobConfig
 from .dispatches import DispatchRow, TuningTarget, find_targets, read_configured_executables
-from .evaluation import Cache, Evaluator, ModelContext
+from .evaluation import Cache, Evaluator, ModelContext, schema_lock
 from .export import Confirmation, confirm, write_exports
 from .frontend import import_model
 from .proposers import HeuristicProposer, ProposalRequest, Proposer, default_values
 from .report import write_report
-from .search import TargetOutcome, choose_flags, tune_target
+from .search import TargetOutcome, choose_flags, settle, tune_target
 from .spaces import flag_candidates, load_space
 
 log = logging.getLogger("schedtune")
@@ -108,7 +108,8 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     target_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
     inputs = iree.save_inputs(job.model.inputs, workdir / "inputs", job.search.seed)
     cache = Cache(job.storage)
-    storage = optuna.storages.RDBStorage(job.storage)
+    with schema_lock(job.storage):
+        storage = optuna.storages.RDBStorage(job.storage)
 
     base = ModelContext(imported.path, imported.entry, inputs, target_flags, workdir,
                         compile_timeout_s=job.budget.compile_timeout_s, run_timeout_s=job.budget.run_timeout_s)
@@ -178,6 +179,10 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
         done = {o.target.label: o.trials for o in outcomes}
         return JobResult(report_dir, {"job": job.name, "search_only": True, "trials": done,
                                       "seconds": time.monotonic() - start, "compiles": compiles}, compiles)
+
+    # Another worker (shared storage) may still be finishing trials of these studies.
+    settle_s = job.budget.compile_timeout_s + 4 * job.budget.run_timeout_s + 120
+    outcomes = [settle(o, storage, settle_s) for o in outcomes]
 
     # Stage: export + confirmation in the full model.
     winners = [

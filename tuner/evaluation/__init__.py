@@ -1,5 +1,6 @@
 """Evaluation stage: compile, verify, check numerics and time a config; cache every outcome."""
-from ._cache import Cache, cache_key
+from ._cache import Cache, cache_key, schema_lock
 from ._evaluate import STATUSES, Evaluator, ModelContext, TrialResult, outputs_match
+from ._worker import worker_dead, worker_id
 
-__all__ = ["STATUSES", "Cache", "Evaluator", "ModelContext", "TrialResult", "cache_key", "outputs_match"]
+__all__ = ["STATUSES", "Cache", "Evaluator", "ModelContext", "TrialResult", "cache_key", "schema_lock", "outputs_match", "worker_dead", "worker_id"]

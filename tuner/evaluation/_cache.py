@@ -5,12 +5,15 @@ and several machines on one PostgreSQL server share both.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from typing import Any
 
 import sqlalchemy as sa
+
+from ._worker import worker_dead
 
 _METADATA = sa.MetaData()
 _TABLE = sa.Table(
@@ -37,10 +40,33 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def schema_lock(url: str):
+    """Serialise first-time table creation between workers starting together on PostgreSQL.
+
+    `CREATE TABLE IF NOT EXISTS` is not race-free there: two processes creating Optuna's and
+    our tables at once fail on the catalog's unique index. SQLite needs no lock.
+    """
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(7261535)"))
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(7261535)"))
+    finally:
+        engine.dispose()
+
+
 class Cache:
     def __init__(self, url: str) -> None:
         self._engine = sa.create_engine(url, pool_pre_ping=True)
-        _METADATA.create_all(self._engine, checkfirst=True)
+        with schema_lock(url):
+            _METADATA.create_all(self._engine, checkfirst=True)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
@@ -72,9 +98,15 @@ class Cache:
         except sa.exc.IntegrityError:
             pass
         with self._engine.begin() as conn:
+            row = conn.execute(sa.select(_CLAIMS.c.worker, _CLAIMS.c.created).where(_CLAIMS.c.key == key)).first()
+            if row is None:
+                return self.claim(key, worker, stale_after_s)
+            if not (row.created < now - stale_after_s or worker_dead(row.worker)):
+                return False
+            # Conditional on the old holder, so two workers taking over the same claim cannot both win.
             taken = conn.execute(
                 _CLAIMS.update()
-                .where(_CLAIMS.c.key == key, _CLAIMS.c.created < now - stale_after_s)
+                .where(_CLAIMS.c.key == key, _CLAIMS.c.worker == row.worker, _CLAIMS.c.created == row.created)
                 .values(worker=worker, created=now)
             )
             return taken.rowcount == 1

@@ -11,7 +11,6 @@ import hashlib
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 from typing import Any
 
@@ -21,6 +20,7 @@ from .. import iree
 from ..dispatches import TuningTarget, read_configured_executables
 from ..spec import CompilationConfig, render_spec
 from ._cache import Cache, cache_key
+from ._worker import worker_id
 
 # Statuses a trial can end with; only "ok" has a time.
 STATUSES = ("ok", "compile_error", "compile_timeout", "compile_crash", "not_applied", "wrong_result", "run_error",
@@ -91,10 +91,6 @@ def outputs_match(outputs: list[np.ndarray], reference: list[np.ndarray]) -> tup
         if not np.isfinite(err) or err > 1e-3 * scale:
             ok = False
     return ok, worst
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Evaluator:

@@ -12,8 +12,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import os
-import socket
 import time
 from typing import Callable
 
@@ -21,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..dispatches import TuningTarget
-from ..evaluation import Evaluator, TrialResult
+from ..evaluation import Evaluator, TrialResult, worker_dead
 from ..spaces import KnobSpace, Skeleton, loop_names
 from ..spec import CompilationConfig
 
@@ -31,6 +29,7 @@ log = logging.getLogger("schedtune")
 # held by another worker, or lost with a killed process.
 _FREE = {None, "constraint", "duplicate", "in_progress", "lost"}
 UNTUNABLE_AFTER = 3
+UNTAGGED_GRACE_S = 30.0
 WARM_START_TOP = 3
 
 
@@ -59,32 +58,22 @@ def _counted(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state in (TrialState.COMPLETE, TrialState.FAIL) and trial.user_attrs.get("status") not in _FREE
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
     """Mark trials left RUNNING by a dead process as failed (`lost`); returns how many.
 
     A trial of this host whose process is gone is lost at once; one of another host only
     after `stale_after_s` (it may still be running there).
     """
-    host = socket.gethostname()
     now = datetime.datetime.now()
     lost = 0
     storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail another process's trial
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(trial.user_attrs.get("worker", ""))
-        w_host, _, w_pid = worker.rpartition(":")
-        dead_here = w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid)) and int(w_pid) != os.getpid()
-        started = trial.datetime_start or now
-        too_old = (now - started).total_seconds() > stale_after_s
+        worker = trial.user_attrs.get("worker")
+        dead_here = worker is not None and worker_dead(str(worker))
+        age = (now - (trial.datetime_start or now)).total_seconds()
+        # A live worker tags its trial right after ask(); an untagged one is from a process
+        # killed in between, whoever it was.
+        too_old = age > (UNTAGGED_GRACE_S if worker is None else stale_after_s)
         if dead_here or too_old:
             try:
                 storage.set_trial_user_attr(trial._trial_id, "status", "lost")  # noqa: SLF001
@@ -159,7 +148,11 @@ def tune_target(
     compiles_before = evaluator.compiles
 
     def finished_count() -> int:
-        return sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
+        """Counted trials plus those in flight elsewhere: two workers must not both take the last slot."""
+        trials_now = study.get_trials(deepcopy=False)
+        running = sum(1 for t in trials_now if t.state == TrialState.RUNNING and t.user_attrs.get("config")
+                      and t.user_attrs.get("worker") != evaluator.worker)
+        return sum(1 for t in trials_now if _counted(t)) + running
 
     def best() -> float | None:
         vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -203,7 +196,17 @@ def tune_target(
         if not batch:
             continue
         results = evaluator.evaluate_many(target, [c for _, c in batch])
-        for (trial, config), result in zip(batch, results):
+        # Another worker may have counted one of these configs while we compiled ours.
+        seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
+        for (trial, config), result in zip(batch, results, strict=True):
+            if result.cached and config.canonical() in seen:
+                result = dataclasses.replace(result, status="duplicate" if result.status != "ok" else result.status)
+                trial.set_user_attr("status", "duplicate")
+                if result.status == "ok" and result.time_ns is not None:
+                    study.tell(trial, result.time_ns)
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                continue
             _tell(study, trial, target, result)
         finished = finished_count()
         untunable = _untunable(study)
@@ -259,3 +262,18 @@ def summarize(
                 best_ns, best_cfg = t.value, CompilationConfig.from_json(json.loads(cfg))
     return TargetOutcome(target, study_name, counted, statuses, best_cfg, best_ns, baseline, skeletons, compiles,
                          _untunable(study))
+
+
+def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout_s: float) -> TargetOutcome:
+    """Wait for trials other workers still run on this study, then summarise it again.
+
+    The exporting process must see every finished trial; a trial whose worker died is
+    recovered as lost after the timeout instead of blocking the export forever.
+    """
+    study = optuna.load_study(study_name=outcome.study_name, storage=storage)
+    deadline = time.monotonic() + timeout_s
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() < deadline:
+        recover_lost_trials(study, timeout_s)
+        time.sleep(1.0)
+    recover_lost_trials(study, 0.0)
+    return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
