@@ -6,6 +6,7 @@ isolated benchmark: isolated timings did not match in-model ones on this machine
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import dataclasses
 import hashlib
 import os
@@ -181,6 +182,9 @@ class Evaluator:
             timeout_s=self.model.compile_timeout_s,
         )
         if not compiled.ok:
+            if "No space left on device" in compiled.error:
+                # Not the config's fault: caching it as a failure would poison every re-run.
+                raise OSError(errno.ENOSPC, "No space left on device", str(work))
             status = "compile_error" if compiled.status == "error" else f"compile_{compiled.status}"
             return TrialResult(status, error=compiled.error, compile_s=compiled.seconds)
         return compiled
