@@ -54,12 +54,24 @@ def _analyze(model: ModelContext, cache: Cache) -> tuple[dict, dict[str, iree.Di
     return read_configured_executables(folder / "configs"), timings
 
 
-def _make_proposer(job: JobConfig) -> Proposer:
+def _make_proposer(job: JobConfig, cache: Cache, storage) -> Proposer:
     if job.proposer.kind == "heuristic":
         return HeuristicProposer()
     from .proposers.llm import make_llm_proposer  # optional stage, imported only when configured
 
-    return make_llm_proposer(job.proposer, job.report_dir)
+    return make_llm_proposer(job.proposer, job.report_dir, cache=cache, storage=storage)
+
+
+def _centre_check(evaluator: Evaluator, target: TuningTarget):
+    """A proposer's skeleton check: compile its centre point in the model (cached like any trial)."""
+
+    def check(config) -> str | None:
+        result = evaluator.evaluate(target, config)
+        if result.status in ("ok", "in_progress"):
+            return None
+        return f"{result.status}: {result.error}"
+
+    return check
 
 
 class _NullProgress:
@@ -142,17 +154,22 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     # Stage: proposers + search, one study per target and compiler/flags build: a new IREE
     # starts a new study that first re-verifies the old one's winners.
     build_tag = hashlib.sha256(json.dumps(model.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
-    proposer = _make_proposer(job)
+    proposer = _make_proposer(job, cache, storage)
     outcomes: list[TargetOutcome] = []
     skipped: dict[str, str] = {}
-    with _progress(quiet) as progress:
+    cpu_features = iree.host_cpu_features()
+    with contextlib.ExitStack() as stack, _progress(quiet) as progress:
+        if hasattr(proposer, "close"):
+            stack.callback(proposer.close)
         for i, target in enumerate(targets):
             space = load_space(target.root.family)
             if space is None:
                 skipped[target.key] = f"no space for op family {target.root.family}"
                 continue
-            request = ProposalRequest(target, space)
+            request = ProposalRequest(target, space, cpu_features, _centre_check(evaluator, target))
             proposal = proposer.propose(request)
+            if proposal.notes:
+                log.info("%s: proposals from %s (%s)", target.label, proposal.source, "; ".join(proposal.notes))
             if not proposal.skeletons:
                 skipped[target.key] = "no valid skeleton proposed"
                 continue
@@ -193,8 +210,11 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     ]
     confirmation = confirm(model, target_flags, winners, reference, cache, rounds=job.budget.confirm_rounds)
     spec_path, flags_path = write_exports(report_dir, confirmation, chosen_flags)
+    llm_stats = proposer.write_records(report_dir) if hasattr(proposer, "write_records") else None
     summary = _summary(job, imported.path, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
                        skipped, confirmation, time.monotonic() - start, evaluator.compiles + compiles)
+    if llm_stats is not None:
+        summary["llm"] = llm_stats
     write_report(report_dir, summary)
     cache.dispose()
     return JobResult(report_dir, summary, summary["compiles"])

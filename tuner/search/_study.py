@@ -132,6 +132,8 @@ def tune_target(
             skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs["skeletons"]))
         study.set_user_attr("skeletons", json.dumps([s.to_json() for s in skeletons]))
         study.set_user_attr("target", target.label)
+        study.set_user_attr("loops", json.dumps({l.role: l.bound for l in target.root.loops}))
+        study.set_user_attr("default_ns", target.default_ns)
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):
                 study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}})

@@ -1,0 +1,118 @@
+"""The per-dispatch prompt and the JSON schema of the answer.
+
+Only one dispatch goes into a prompt (its root op trimmed, loops, dtypes, CPU features,
+IREE's default, the space's legal values, a few retrieved notes and past results): whole
+models overflowed the context window of earlier attempts. The schema enumerates the legal
+values per knob, so a server with schema-constrained decoding cannot produce an illegal one.
+"""
+from __future__ import annotations
+
+import json
+
+from ...dispatches import TuningTarget
+from ...knowledge import Note, PastResult
+from ...spaces import KnobSpace, loop_names
+
+MAX_SKELETONS = 3
+MAX_CHOICES = 4
+_OP_CHARS = 500
+
+SYSTEM = (
+    "You propose schedule skeletons for one IREE llvm-cpu dispatch. A skeleton fixes the "
+    "pipeline and lists, for every tile level and loop, a few candidate tile sizes; a search "
+    "then picks among them. Answer with JSON only."
+)
+
+
+def tunable_levels(space: KnobSpace) -> list[str]:
+    return [lvl for lvl in space.levels if lvl not in space.ties]
+
+
+def answer_schema(target: TuningTarget, space: KnobSpace, max_skeletons: int = MAX_SKELETONS) -> dict:
+    loops = loop_names(target.root)
+    levels = {}
+    for lvl in tunable_levels(space):
+        props = {}
+        for loop, l in zip(loops, target.root.loops):
+            legal = space.legal_values(lvl, loop, l.bound)
+            props[loop] = {"type": "array", "items": {"type": "integer", "enum": legal}, "minItems": 1,
+                           "maxItems": MAX_CHOICES}
+        levels[lvl] = {"type": "object", "properties": props, "required": loops, "additionalProperties": False}
+    skeleton = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 40},
+            "pipeline": {"type": "string", "enum": list(space.pipelines)},
+            "loop_peeling": {"type": "array", "items": {"type": "boolean", "enum": list(space.loop_peeling)},
+                             "minItems": 1, "maxItems": 2},
+            "levels": {"type": "object", "properties": levels, "required": list(levels), "additionalProperties": False},
+            "rationale": {"type": "string", "maxLength": 200},
+        },
+        "required": ["name", "pipeline", "loop_peeling", "levels"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"skeletons": {"type": "array", "items": skeleton, "minItems": 1, "maxItems": max_skeletons}},
+        "required": ["skeletons"],
+        "additionalProperties": False,
+    }
+
+
+def _trimmed_op(target: TuningTarget) -> str:
+    """The root op's first line (name, operands, maps, types): its body adds tokens, not facts."""
+    text = " ".join(line.strip() for line in target.root.text.splitlines() if line.strip() and not line.startswith("#"))
+    return text if len(text) <= _OP_CHARS else text[: _OP_CHARS - 3] + "..."
+
+
+def build_messages(
+    target: TuningTarget,
+    space: KnobSpace,
+    cpu_features: str,
+    notes: list[Note],
+    past: list[PastResult],
+    max_skeletons: int = MAX_SKELETONS,
+) -> list[dict]:
+    root = target.root
+    loops = loop_names(root)
+    loop_desc = ", ".join(f"{n}={l.bound}{'' if l.parallel else ' (reduction)'}" for n, l in zip(loops, root.loops))
+    features = [f for f in ("avx512f", "avx2", "fma", "avx") if f in cpu_features.split(",")]
+    width = 16 if "avx512f" in features else 8 if "avx2" in features or "avx" in features else 4
+    default = root.default_config.to_json() if root.default_config else "none"
+    legal = {
+        lvl: {loop: space.legal_values(lvl, loop, l.bound) for loop, l in zip(loops, root.loops)
+              if len(space.legal_values(lvl, loop, l.bound)) > 1}
+        for lvl in tunable_levels(space)
+    }
+    fixed = {
+        lvl: {loop: space.legal_values(lvl, loop, l.bound)[0] for loop, l in zip(loops, root.loops)
+              if len(space.legal_values(lvl, loop, l.bound)) == 1}
+        for lvl in tunable_levels(space)
+    }
+    lines = [
+        f"Op: {root.family} ({root.op_name}), element types {'/'.join(root.element_types)}.",
+        f"Loops: {loop_desc}.",
+        f"IR: {_trimmed_op(target)}",
+        f"CPU: x86 {' '.join(features)}; {width} f32 lanes per vector register, 16 registers.",
+        f"IREE default: {json.dumps(default, separators=(',', ':'))}",
+        f"Pipelines allowed: {', '.join(space.pipelines)}. loop_peeling choices: {list(space.loop_peeling)}.",
+        f"Tunable values per level and loop: {json.dumps(legal, separators=(',', ':'))}",
+        f"Fixed values (use exactly these): {json.dumps(fixed, separators=(',', ':'))}",
+        f"Constraint: product of vector tiles < {space.max_vector_elements}; vector tile <= distribution tile.",
+    ]
+    if notes:
+        lines.append("Notes: " + " ".join(f"- {n.text}" for n in notes))
+    if past:
+        lines.append("Best configs found for similar ops: " + "; ".join(
+            f"{p.label} {p.speedup:.1f}x {json.dumps(p.config.get('tiles', {}), separators=(',', ':'))}" for p in past))
+    lines.append(
+        f"Return {{\"skeletons\": [...]}} with 1 to {max_skeletons} skeletons, each "
+        "{\"name\", \"pipeline\", \"loop_peeling\": [bools], \"levels\": {level: {loop: [1-4 tile sizes]}}, "
+        "\"rationale\"}. Every level and loop above must appear."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def repair_message(errors: dict[str, list[str]]) -> dict:
+    text = "; ".join(f"{name}: {' | '.join(errs[:4])}" for name, errs in errors.items())
+    return {"role": "user", "content": f"These skeletons are invalid: {text}. Return the whole corrected JSON."}
