@@ -35,7 +35,8 @@ class RootOp:
     element_types: tuple[str, str, str]
     matcher: OpMatcher | None
     default_config: CompilationConfig | None
-    text: str  # the op as printed, without its config: what the LLM sees, what the cache hashes
+    text: str  # the op as printed (generic form), without its config: what the cache hashes
+    operand_types: tuple[str, ...] = ()
 
     @property
     def signature(self) -> str:
@@ -205,6 +206,7 @@ def _root_from_op(op: ir.Operation) -> RootOp:
         matcher=matcher,
         default_config=default,
         text=text,
+        operand_types=tuple(str(v.type) for v in op.operands),
     )
 
 

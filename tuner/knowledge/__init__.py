@@ -29,9 +29,11 @@ def load_notes(path: pathlib.Path = NOTES) -> list[Note]:
     return [Note(n["id"], tuple(n.get("tags", [])), " ".join(n["text"].split())) for n in yaml.safe_load(path.read_text())]
 
 
-def retrieve_notes(query_terms: Iterable[str], k: int = 3, notes: list[Note] | None = None) -> list[Note]:
+def retrieve_notes(query_terms: Iterable[str], k: int = 3, notes: list[Note] | None = None,
+                   exclude_tags: set[str] = frozenset()) -> list[Note]:
     """The `k` notes sharing most (idf-weighted) terms with the query; tags count double."""
     notes = notes if notes is not None else load_notes()
+    notes = [n for n in notes if not set(n.tags) & exclude_tags]
     terms = {t.lower() for t in query_terms}
     docs = [(n, set(n.tags) | set(n.tags), set(_WORD.findall(n.text.lower()))) for n in notes]
     df: dict[str, int] = {}

@@ -25,7 +25,7 @@ from .._base import Proposal, ProposalRequest
 from .._heuristic import HeuristicProposer
 from ._client import LLMClient
 from ._local import MODEL_ALIAS, LocalModelUnavailable, LocalServer
-from ._prompt import answer_schema, build_messages, repair_message
+from ._prompt import answer_schema, build_messages, repair_messages
 
 log = logging.getLogger("schedtune")
 
@@ -36,7 +36,8 @@ class CallRecord:
 
     target: str
     prompt_chars: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # of the first call (the per-dispatch prompt)
+    max_prompt_tokens: int = 0  # over repair rounds too
     completion_tokens: int = 0
     latency_s: float = 0.0
     calls: int = 0
@@ -136,7 +137,7 @@ class LLMProposer:
         target, space = request.target, request.space
         terms = [target.root.family, target.root.op_name.split(".")[-1], *space.pipelines,
                  *(space.levels.keys()), "avx2" if "avx2" in request.cpu_features else "sse"]
-        notes = retrieve_notes(terms, k=3)
+        notes = retrieve_notes(terms, k=2, exclude_tags={"flags"})  # flags are model-level, not per dispatch
         past = []
         if self.storage is not None:
             loops = {l.role: l.bound for l in target.root.loops}
@@ -149,7 +150,9 @@ class LLMProposer:
             completion = self.client.complete(messages, schema, seed=round_)
             record.calls += 1
             record.cached_calls += int(completion.cached)
-            record.prompt_tokens = max(record.prompt_tokens, completion.prompt_tokens)
+            if round_ == 0:
+                record.prompt_tokens = completion.prompt_tokens
+            record.max_prompt_tokens = max(record.max_prompt_tokens, completion.prompt_tokens)
             record.completion_tokens += completion.completion_tokens
             record.latency_s += completion.latency_s
             new, errors, proposed = parse_skeletons(completion.text, request)
@@ -163,7 +166,7 @@ class LLMProposer:
             record.errors += [f"{k}: {v[0]}" for k, v in errors.items()][:4]
             if not errors or len(valid) >= self.max_skeletons:
                 break
-            messages = messages + [{"role": "assistant", "content": completion.text}, repair_message(errors)]
+            messages = repair_messages(messages, errors)
         record.valid_after_repair = len(valid)
         if not valid:
             raise ValueError("no valid skeleton after repair: " + "; ".join(record.errors[:2]))
@@ -182,7 +185,7 @@ class LLMProposer:
             "model": self.client.model if self.client else None,
             "dispatches": len(self.records),
             "fallbacks": sum(1 for r in self.records if r.fallback),
-            "max_prompt_tokens": max((r.prompt_tokens for r in calls), default=0),
+            "max_prompt_tokens": max((r.max_prompt_tokens for r in calls), default=0),
             "proposed": sum(r.proposed for r in calls),
             "raw_valid": sum(r.raw_valid for r in calls),
             "valid_after_repair": sum(r.valid_after_repair for r in calls),

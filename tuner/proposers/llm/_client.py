@@ -29,7 +29,7 @@ class Completion:
 
 class LLMClient:
     def __init__(self, base_url: str, model: str, api_key_env: str | None, *, timeout_s: float = 60.0,
-                 cache: Cache | None = None, response_format: str = "auto", max_tokens: int = 700) -> None:
+                 cache: Cache | None = None, response_format: str = "auto", max_tokens: int = 600) -> None:
         import openai
 
         key = os.environ.get(api_key_env, "") if api_key_env else ""

@@ -46,7 +46,7 @@ def answer_schema(target: TuningTarget, space: KnobSpace, max_skeletons: int = M
             "loop_peeling": {"type": "array", "items": {"type": "boolean", "enum": list(space.loop_peeling)},
                              "minItems": 1, "maxItems": 2},
             "levels": {"type": "object", "properties": levels, "required": list(levels), "additionalProperties": False},
-            "rationale": {"type": "string", "maxLength": 200},
+            "rationale": {"type": "string", "maxLength": 80},
         },
         "required": ["name", "pipeline", "loop_peeling", "levels"],
         "additionalProperties": False,
@@ -59,9 +59,17 @@ def answer_schema(target: TuningTarget, space: KnobSpace, max_skeletons: int = M
     }
 
 
-def _trimmed_op(target: TuningTarget) -> str:
-    """The root op's first line (name, operands, maps, types): its body adds tokens, not facts."""
-    text = " ".join(line.strip() for line in target.root.text.splitlines() if line.strip() and not line.startswith("#"))
+def _op_signature(target: TuningTarget) -> str:
+    """The op in one line: name, operand types and (for generic ops) indexing maps.
+
+    The generic-form text with its body costs ~200 tokens and tells the model nothing more.
+    """
+    root = target.root
+    *ins, out = root.operand_types or ("?",)
+    text = f"{root.op_name}({', '.join(ins)}) -> {out}"
+    if root.op_name == "linalg.generic" and root.matcher is not None and root.matcher.indexing_maps:
+        maps = [m.removeprefix("affine_map<").removesuffix(">") for m in root.matcher.indexing_maps]
+        text += f" maps {'; '.join(maps)}"
     return text if len(text) <= _OP_CHARS else text[: _OP_CHARS - 3] + "..."
 
 
@@ -92,7 +100,7 @@ def build_messages(
     lines = [
         f"Op: {root.family} ({root.op_name}), element types {'/'.join(root.element_types)}.",
         f"Loops: {loop_desc}.",
-        f"IR: {_trimmed_op(target)}",
+        f"IR: {_op_signature(target)}",
         f"CPU: x86 {' '.join(features)}; {width} f32 lanes per vector register, 16 registers.",
         f"IREE default: {json.dumps(default, separators=(',', ':'))}",
         f"Pipelines allowed: {', '.join(space.pipelines)}. loop_peeling choices: {list(space.loop_peeling)}.",
@@ -108,11 +116,13 @@ def build_messages(
     lines.append(
         f"Return {{\"skeletons\": [...]}} with 1 to {max_skeletons} skeletons, each "
         "{\"name\", \"pipeline\", \"loop_peeling\": [bools], \"levels\": {level: {loop: [1-4 tile sizes]}}, "
-        "\"rationale\"}. Every level and loop above must appear."
+        "\"rationale\" (a few words)}. Every level and loop above must appear."
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
-def repair_message(errors: dict[str, list[str]]) -> dict:
-    text = "; ".join(f"{name}: {' | '.join(errs[:4])}" for name, errs in errors.items())
-    return {"role": "user", "content": f"These skeletons are invalid: {text}. Return the whole corrected JSON."}
+def repair_messages(messages: list[dict], errors: dict[str, list[str]]) -> list[dict]:
+    """The original prompt plus what was wrong: the context stays bounded whatever the model wrote."""
+    text = "; ".join(f"{name}: {' | '.join(errs[:3])}" for name, errs in errors.items())
+    return messages[:2] + [{"role": "user", "content": f"A previous answer was invalid: {text[:700]}. "
+                                                        "Return a corrected JSON answer."}]
