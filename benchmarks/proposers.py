@@ -43,6 +43,7 @@ DISPATCHES = {
 def analyse(name: str, out: pathlib.Path):
     model, inputs = DISPATCHES[name]
     work = out / name
+    work.mkdir(parents=True, exist_ok=True)
     flags = iree.target_flags("host")
     built = iree.compile_model(model, work / "default.vmfb", flags, configs_dir=work / "configs")
     if not built.ok:
