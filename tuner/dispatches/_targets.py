@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..iree import DispatchTiming
+from ..iree import DispatchTiming, per_call_ns
 from ._analyze import Dispatch, RootOp
 
 
@@ -46,11 +46,7 @@ def find_targets(
     max_targets: int,
 ) -> tuple[list[TuningTarget], list[DispatchRow]]:
     """Targets covering `time_share` of model time (hottest first) and a row per dispatch."""
-    per_call: dict[str, float] = {}
-    calls = max((t.count for t in timings.values()), default=1) or 1
-    for name, timing in timings.items():
-        # A dispatch run twice per call counts twice: total over the run divided by calls.
-        per_call[name] = timing.avg_ns * timing.count / calls
+    per_call = per_call_ns(timings)
     total = sum(per_call.values()) or 1.0
     groups: dict[str, list[str]] = {}
     roots: dict[str, RootOp] = {}

@@ -219,8 +219,8 @@ class Evaluator:
                                               iterations=self.model.profile_iterations, timeout_s=self.model.run_timeout_s)
         except (iree.ToolError, OSError, subprocess.SubprocessError) as exc:
             return TrialResult("run_error", error=f"{type(exc).__name__}: {exc}", compile_s=compiled.seconds)
-        calls = max((t.count for t in timings.values()), default=1) or 1
-        per = {n: timings[n].avg_ns * timings[n].count / calls for n in target.dispatches if n in timings}
+        in_model = iree.per_call_ns(timings)
+        per = {n: in_model[n] for n in target.dispatches if n in in_model}
         if len(per) != len(target.dispatches):
             return TrialResult("run_error", error="a tuned dispatch is missing from the profile", compile_s=compiled.seconds)
         return TrialResult("ok", time_ns=sum(per.values()), per_dispatch_ns=per, max_error=max_error,

@@ -76,8 +76,8 @@ class Confirmation:
 
 
 def _per_call(timings: dict[str, iree.DispatchTiming], names: tuple[str, ...]) -> float:
-    calls = max((t.count for t in timings.values()), default=1) or 1
-    return sum(timings[n].avg_ns * timings[n].count / calls for n in names if n in timings)
+    in_model = iree.per_call_ns(timings)
+    return sum(in_model.get(n, 0.0) for n in names)
 
 
 def confirm(

@@ -201,6 +201,29 @@ class DispatchTiming:
     min_ns: float
 
 
+def _benchmark(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], iterations: int, timeout_s: float,
+               extra: list[str]) -> subprocess.CompletedProcess:
+    args = [
+        tool("iree-benchmark-module"),
+        f"--module={vmfb}",
+        f"--function={entry}",
+        "--device=local-task",
+        f"--benchmark_min_time={iterations}x",
+        *extra,
+        *[f"--input=@{p}" for p in inputs],
+    ]
+    proc = _run(args, timeout_s)
+    if proc.returncode != 0:
+        raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
+    return proc
+
+
+def per_call_ns(timings: dict[str, "DispatchTiming"]) -> dict[str, float]:
+    """Each dispatch's time in one model call: a dispatch run twice per call counts twice."""
+    calls = max((t.count for t in timings.values()), default=1) or 1
+    return {name: t.avg_ns * t.count / calls for name, t in timings.items()}
+
+
 def profile_dispatches(
     vmfb: pathlib.Path,
     entry: str,
@@ -214,19 +237,8 @@ def profile_dispatches(
     workdir.mkdir(parents=True, exist_ok=True)
     prof = workdir / "profile.ireeprof"
     prof.unlink(missing_ok=True)
-    args = [
-        tool("iree-benchmark-module"),
-        f"--module={vmfb}",
-        f"--function={entry}",
-        "--device=local-task",
-        f"--benchmark_min_time={iterations}x",
-        "--device_profiling_mode=host-execution,executable-metadata",
-        f"--device_profiling_output={prof}",
-        *[f"--input=@{p}" for p in inputs],
-    ]
-    proc = _run(args, timeout_s)
-    if proc.returncode != 0:
-        raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
+    _benchmark(vmfb, entry, inputs, iterations, timeout_s,
+               ["--device_profiling_mode=host-execution,executable-metadata", f"--device_profiling_output={prof}"])
     out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s)
     if out.returncode != 0:
         raise ToolError(f"iree-profile failed: {_tail(out.stderr, 500)}")
@@ -244,18 +256,7 @@ def benchmark_model(
     vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, iterations: int = 20, timeout_s: float = 120.0
 ) -> float:
     """Mean wall time of one call, in ms, over `iterations` calls (one benchmark round)."""
-    args = [
-        tool("iree-benchmark-module"),
-        f"--module={vmfb}",
-        f"--function={entry}",
-        "--device=local-task",
-        f"--benchmark_min_time={iterations}x",
-        "--benchmark_format=json",
-        *[f"--input=@{p}" for p in inputs],
-    ]
-    proc = _run(args, timeout_s)
-    if proc.returncode != 0:
-        raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
+    proc = _benchmark(vmfb, entry, inputs, iterations, timeout_s, ["--benchmark_format=json"])
     data = json.loads(proc.stdout)
     for bench in data["benchmarks"]:
         if bench.get("run_type", "iteration") == "iteration":

@@ -19,7 +19,7 @@ from typing import Any
 from ...config import ProposerSpec
 from ...evaluation import Cache
 from ...knowledge import retrieve_notes, similar_results
-from ...spaces import Skeleton
+from ...spaces import Skeleton, loop_names
 from ...spec import TILE_LEVELS
 from .._base import Proposal, ProposalRequest
 from .._heuristic import HeuristicProposer
@@ -64,6 +64,7 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
     if not isinstance(items, list) or not items:
         return [], {"answer": ['expected {"skeletons": [ ...at least one skeleton... ]}']}, 0
     space, root = request.space, request.target.root
+    loops = loop_names(root)
     valid, errors, names = [], {}, set()
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -79,6 +80,14 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
                            for loop, vals in dict(knobs).items()}
                 for lvl, knobs in dict(item.get("levels", {})).items()
             }
+            for lvl in space.levels:  # fixed knobs are not asked for: fill them in
+                if lvl in space.ties:
+                    continue
+                given = levels.setdefault(lvl, {})
+                for loop, l in zip(loops, root.loops):
+                    legal = space.legal_values(lvl, loop, l.bound)
+                    if len(legal) == 1 and loop not in given:
+                        given[loop] = legal
             peeling = item.get("loop_peeling", [False])
             peeling = [bool(p) for p in (peeling if isinstance(peeling, list) else [peeling])]
             skeleton = Skeleton.make(name, str(item.get("pipeline", "")), peeling, levels, dict(space.ties),
@@ -91,8 +100,6 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
                     for lvl in levels if lvl not in TILE_LEVELS]
         problems += space.check_skeleton(skeleton, root)
         if not problems and request.check_config is not None:
-            from ...spaces import loop_names
-
             failure = request.check_config(skeleton.config(skeleton.centre(), loop_names(root)))
             if failure:
                 problems = [f"its centre point fails in iree-compile: {failure.splitlines()[0][:300]}"]
@@ -201,11 +208,12 @@ def make_llm_proposer(spec: ProposerSpec, report_dir: pathlib.Path, cache: Cache
     try:
         if spec.provider == "local":
             server = LocalServer(log_path=report_dir / "local_llm.log")
-            base_url, model, fmt = server.base_url, spec.model or MODEL_ALIAS, "json_object_schema"
+            # Prompts stay under ~900 tokens; 1000 for the answer still fits the 2048 window.
+            base_url, model, fmt, max_tokens = server.base_url, spec.model or MODEL_ALIAS, "json_object_schema", 1000
         else:
-            base_url, model, fmt = spec.base_url, spec.model or "gpt-4o-mini", "auto"
+            base_url, model, fmt, max_tokens = spec.base_url, spec.model or "gpt-4o-mini", "auto", 1500
         client = LLMClient(base_url, model, spec.api_key_env, timeout_s=spec.timeout_s, cache=cache,
-                           response_format=fmt)
+                           response_format=fmt, max_tokens=max_tokens)
     except (LocalModelUnavailable, OSError) as exc:
         log.warning("LLM unavailable (%s); the heuristic proposer is used", exc)
         return LLMProposer(None, unavailable=str(exc))

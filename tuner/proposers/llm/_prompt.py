@@ -28,16 +28,28 @@ def tunable_levels(space: KnobSpace) -> list[str]:
     return [lvl for lvl in space.levels if lvl not in space.ties]
 
 
-def answer_schema(target: TuningTarget, space: KnobSpace, max_skeletons: int = MAX_SKELETONS) -> dict:
+def free_knobs(target: TuningTarget, space: KnobSpace) -> dict[str, dict[str, list[int]]]:
+    """Level -> loop -> legal values, for the knobs with a choice; the model answers only these.
+
+    Fixed knobs (one legal value) are filled in by the parser: asking for them tripled the
+    answer's length on convolutions and made a small model run out of tokens mid-JSON.
+    """
     loops = loop_names(target.root)
-    levels = {}
+    out: dict[str, dict[str, list[int]]] = {}
     for lvl in tunable_levels(space):
-        props = {}
-        for loop, l in zip(loops, target.root.loops):
-            legal = space.legal_values(lvl, loop, l.bound)
-            props[loop] = {"type": "array", "items": {"type": "integer", "enum": legal}, "minItems": 1,
-                           "maxItems": MAX_CHOICES}
-        levels[lvl] = {"type": "object", "properties": props, "required": loops, "additionalProperties": False}
+        knobs = {loop: space.legal_values(lvl, loop, l.bound) for loop, l in zip(loops, target.root.loops)}
+        knobs = {loop: legal for loop, legal in knobs.items() if len(legal) > 1}
+        if knobs:
+            out[lvl] = knobs
+    return out
+
+
+def answer_schema(target: TuningTarget, space: KnobSpace, max_skeletons: int = MAX_SKELETONS) -> dict:
+    levels = {}
+    for lvl, knobs in free_knobs(target, space).items():
+        props = {loop: {"type": "array", "items": {"type": "integer", "enum": legal}, "minItems": 1,
+                        "maxItems": MAX_CHOICES} for loop, legal in knobs.items()}
+        levels[lvl] = {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
     skeleton = {
         "type": "object",
         "properties": {
@@ -87,11 +99,7 @@ def build_messages(
     features = [f for f in ("avx512f", "avx2", "fma", "avx") if f in cpu_features.split(",")]
     width = 16 if "avx512f" in features else 8 if "avx2" in features or "avx" in features else 4
     default = root.default_config.to_json() if root.default_config else "none"
-    legal = {
-        lvl: {loop: space.legal_values(lvl, loop, l.bound) for loop, l in zip(loops, root.loops)
-              if len(space.legal_values(lvl, loop, l.bound)) > 1}
-        for lvl in tunable_levels(space)
-    }
+    legal = free_knobs(target, space)
     fixed = {
         lvl: {loop: space.legal_values(lvl, loop, l.bound)[0] for loop, l in zip(loops, root.loops)
               if len(space.legal_values(lvl, loop, l.bound)) == 1}
@@ -105,7 +113,7 @@ def build_messages(
         f"IREE default: {json.dumps(default, separators=(',', ':'))}",
         f"Pipelines allowed: {', '.join(space.pipelines)}. loop_peeling choices: {list(space.loop_peeling)}.",
         f"Tunable values per level and loop: {json.dumps(legal, separators=(',', ':'))}",
-        f"Fixed values (use exactly these): {json.dumps(fixed, separators=(',', ':'))}",
+        f"Fixed values (set for you, leave out): {json.dumps(fixed, separators=(',', ':'))}",
         f"Constraint: product of vector tiles < {space.max_vector_elements}; vector tile <= distribution tile.",
     ]
     if notes:
@@ -116,7 +124,7 @@ def build_messages(
     lines.append(
         f"Return {{\"skeletons\": [...]}} with 1 to {max_skeletons} skeletons, each "
         "{\"name\", \"pipeline\", \"loop_peeling\": [bools], \"levels\": {level: {loop: [1-4 tile sizes]}}, "
-        "\"rationale\" (a few words)}. Every level and loop above must appear."
+        "\"rationale\" (a few words)}. Give every tunable level and loop listed above."
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
