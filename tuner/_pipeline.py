@@ -111,7 +111,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
             search_only: bool = False) -> JobResult:
     start = time.monotonic()
     limit = max_minutes if max_minutes is not None else job.budget.max_minutes
-    deadline = start + 60 * limit if limit else None
+    deadline = start + 60 * limit if limit is not None else None
     report_dir = job.report_dir
     workdir = report_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -143,8 +143,8 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     model = dataclasses.replace(base, flags=target_flags + chosen_flags)
     if chosen_flags:
         dispatches, timings = _analyze(model, cache)
-    evaluator = Evaluator(model, cache)
-    evaluator._reference = reference  # same numerics reference: IREE's default build
+    # Candidates under any flags are checked against IREE's default build.
+    evaluator = Evaluator(model, cache, reference=reference)
 
     # Stage: dispatches -> targets.
     targets, rows = find_targets(dispatches, timings, time_share=job.budget.time_share,

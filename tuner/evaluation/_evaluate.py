@@ -102,10 +102,12 @@ class Evaluator:
     disturb each other's timing.
     """
 
-    def __init__(self, model: ModelContext, cache: Cache, *, compile_workers: int | None = None) -> None:
+    def __init__(self, model: ModelContext, cache: Cache, *, compile_workers: int | None = None,
+                 reference: list[np.ndarray] | None = None) -> None:
+        """`reference`: outputs of IREE's default build, when already computed (else built on first use)."""
         self.model = model
         self.cache = cache
-        self._reference: list[np.ndarray] | None = None
+        self._reference = reference
         self.compiles = 0
         self.compile_workers = compile_workers or os.cpu_count() or 1
         self.worker = worker_id()

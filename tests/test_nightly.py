@@ -1,0 +1,64 @@
+"""Nightly / incremental behaviour: a new build re-verifies old winners; --max-minutes exports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import optuna
+
+from tuner import iree
+from tuner.dispatches import TuningTarget, read_configured_executables
+from tuner.evaluation import Cache, Evaluator, ModelContext
+from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
+from tuner.search import tune_target
+from tuner.spaces import load_space
+
+from .conftest import DATA
+
+FLAGS = iree.target_flags("host")
+
+
+def test_new_build_study_re_verifies_previous_winners_first(tmp_path):
+    built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "d.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
+    assert built.ok
+    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
+                         if d.root and d.root.family == "matmul"]
+    target = TuningTarget(dispatch.root, (name,), 1.0, 1.0)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    evaluator = Evaluator(ModelContext(DATA / "matmul.mlir", "main",
+                                       iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
+                                       FLAGS, tmp_path / "w"), Cache(url))
+    space = load_space("matmul")
+    request = ProposalRequest(target, space)
+    skeletons = HeuristicProposer().propose(request).skeletons
+    defaults = {skeletons[0].name: default_values(skeletons[0], request)}
+    old = tune_target(target, space, skeletons, defaults, evaluator, storage=url, study_name="job:k:oldbuild",
+                      history_prefix="job:k:", trials=6, sampler="random", seed=1)
+    old_study = optuna.load_study(study_name="job:k:oldbuild", storage=url)
+    top = sorted((t for t in old_study.get_trials() if t.value is not None), key=lambda t: t.value)[:3]
+
+    # A new compiler version (or new flags) means a new build tag, hence a new study.
+    new = tune_target(target, space, (), {}, evaluator, storage=url, study_name="job:k:newbuild",
+                      history_prefix="job:k:", trials=3, sampler="random", seed=2)
+    new_study = optuna.load_study(study_name="job:k:newbuild", storage=url)
+    first = sorted(new_study.get_trials(), key=lambda t: t.number)[:3]
+    assert [t.user_attrs["config"] for t in first] == [t.user_attrs["config"] for t in top]
+    assert new.skeletons == old.skeletons  # the old study's skeletons carry over
+
+
+def test_max_minutes_ends_search_and_still_exports(tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"name: short\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+        "budget: {trials_per_dispatch: 50, confirm_rounds: 2}\n"
+        "search: {sampler: random, seed: 0, tune_model_flags: false}\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", "--max-minutes", "0"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "reports" / "short" / "summary.json").read_text())
+    assert summary["dispatches"][0]["trials"] < 50
+    assert (tmp_path / "reports" / "short" / "tuning_spec.mlir").exists()
+    assert summary["end_to_end"]["rounds"] == 2
