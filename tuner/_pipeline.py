@@ -110,6 +110,7 @@ def _progress(quiet: bool):
 def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None,
             search_only: bool = False) -> JobResult:
     start = time.monotonic()
+    compiles_at_start = iree.compiles_so_far()
     limit = max_minutes if max_minutes is not None else job.budget.max_minutes
     deadline = start + 60 * limit if limit is not None else None
     report_dir = job.report_dir
@@ -127,7 +128,6 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
                         compile_timeout_s=job.budget.compile_timeout_s, run_timeout_s=job.budget.run_timeout_s)
     base_eval = Evaluator(base, cache)
     reference = base_eval.reference_outputs()
-    compiles = base_eval.compiles
 
     # Stage: model-level flags (they change the dispatch set, so they come first).
     dispatches, timings = _analyze(base, cache)
@@ -190,7 +190,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
             progress.update(task, outcome.trials, job.budget.trials_per_dispatch,
                             None if outcome.best_ns is None else outcome.best_ns / 1e6)
             outcomes.append(outcome)
-    compiles += evaluator.compiles
+    compiles = iree.compiles_so_far() - compiles_at_start
     if search_only:
         cache.dispose()
         done = {o.target.label: o.trials for o in outcomes}
@@ -212,7 +212,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     spec_path, flags_path = write_exports(report_dir, confirmation, chosen_flags)
     llm_stats = proposer.write_records(report_dir) if hasattr(proposer, "write_records") else None
     summary = _summary(job, imported.path, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
-                       skipped, confirmation, time.monotonic() - start, evaluator.compiles + compiles)
+                       skipped, confirmation, time.monotonic() - start, iree.compiles_so_far() - compiles_at_start)
     if llm_stats is not None:
         summary["llm"] = llm_stats
     write_report(report_dir, summary)

@@ -13,6 +13,7 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -93,6 +94,15 @@ def target_flags(cpu: str, extra: tuple[str, ...] = ()) -> list[str]:
     ]
 
 
+_COMPILES = 0
+_COMPILES_LOCK = threading.Lock()  # trial compiles run in a thread pool
+
+
+def compiles_so_far() -> int:
+    """How many times this process ran iree-compile (every build goes through `compile_model`)."""
+    return _COMPILES
+
+
 @dataclasses.dataclass
 class CompileResult:
     status: str  # ok | error | timeout | crash
@@ -124,6 +134,9 @@ def compile_model(
     timeout_s: float = 120.0,
 ) -> CompileResult:
     """Compile `source` to `output`; with `configs_dir`, also dump each executable's chosen config."""
+    global _COMPILES
+    with _COMPILES_LOCK:
+        _COMPILES += 1
     args = [tool("iree-compile"), str(source), *flags, "-o", str(output)]
     if spec is not None:
         args.append(f"--iree-codegen-tuning-spec-path={spec}")
