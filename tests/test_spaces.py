@@ -91,3 +91,19 @@ def test_heuristic_skeletons_are_valid_and_contain_default(target):
     values = default_values(proposal.skeletons[0], request)
     assert values is not None
     assert proposal.skeletons[0].config(values, ["m", "n", "k"]) == target.root.default_config
+
+
+def test_conv_library_follows_the_output_layout():
+    """NCHW convs get the row register block, NHWC convs the channel one."""
+    from tuner.dispatches import Loop, RootOp
+
+    def conv(order):
+        bounds = {"n": 2, "oc": 64, "oh": 56, "ow": 56, "ic": 64, "kh": 3, "kw": 3}
+        loops = tuple(Loop(r, bounds[r], r not in ("ic", "kh", "kw")) for r in order)
+        return RootOp("linalg.generic", "conv2d", loops, ("f32",) * 3, None, None, "conv")
+
+    space = load_space("conv2d")
+    nchw = [s.name for s in space.library_skeletons(conv(["n", "oc", "oh", "ow", "ic", "kh", "kw"]))]
+    nhwc = [s.name for s in space.library_skeletons(conv(["n", "oh", "ow", "oc", "kh", "kw", "ic"]))]
+    assert nchw == ["lib:register-block-row"]
+    assert nhwc == ["lib:register-block-channels"]

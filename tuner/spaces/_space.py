@@ -159,8 +159,12 @@ class KnobSpace:
     def library_skeletons(self, root: RootOp) -> list[Skeleton]:
         """The family's skeleton library, instantiated for this op's loops."""
         loops = loop_names(root)
+        parallel = [l.role for l in root.loops if l.parallel]
+        innermost = parallel[-1] if parallel else ""
         out = []
         for entry in self.library:
+            if entry.get("when_innermost") not in (None, innermost):
+                continue
             given = entry.get("levels", {})
             levels: dict[str, dict[str, list[int]]] = {}
             for lvl in self.levels:
