@@ -187,12 +187,7 @@ def tune_target(
                 continue
             if config.canonical() in seen or any(c == config for _, c in batch):
                 # TPE re-proposed a config this study already has: reuse it, charge no budget.
-                cached = evaluator.lookup(target, config)
-                trial.set_user_attr("status", "duplicate")
-                if cached is not None and cached.status == "ok":
-                    study.tell(trial, cached.time_ns)
-                else:
-                    study.tell(trial, state=TrialState.FAIL)
+                _tell_duplicate(study, trial, evaluator.lookup(target, config))
                 continue
             batch.append((trial, config))
         if not batch:
@@ -202,12 +197,7 @@ def tune_target(
         seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
         for (trial, config), result in zip(batch, results, strict=True):
             if result.cached and config.canonical() in seen:
-                result = dataclasses.replace(result, status="duplicate" if result.status != "ok" else result.status)
-                trial.set_user_attr("status", "duplicate")
-                if result.status == "ok" and result.time_ns is not None:
-                    study.tell(trial, result.time_ns)
-                else:
-                    study.tell(trial, state=TrialState.FAIL)
+                _tell_duplicate(study, trial, result)
                 continue
             _tell(study, trial, target, result)
         finished = finished_count()
@@ -217,6 +207,15 @@ def tune_target(
         if progress:
             progress(finished, trials, best())
     return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+
+
+def _tell_duplicate(study: optuna.Study, trial: optuna.Trial, known: TrialResult | None) -> None:
+    """A config the study already counted: give TPE its known value, charge no budget."""
+    trial.set_user_attr("status", "duplicate")
+    if known is not None and known.status == "ok" and known.time_ns is not None:
+        study.tell(trial, known.time_ns)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
