@@ -198,8 +198,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
                                       "seconds": time.monotonic() - start, "compiles": compiles}, compiles)
 
     # Another worker (shared storage) may still be finishing trials of these studies.
-    settle_s = job.budget.compile_timeout_s + 4 * job.budget.run_timeout_s + 120
-    outcomes = [settle(o, storage, settle_s) for o in outcomes]
+    outcomes = [settle(o, storage, model.stale_after_s) for o in outcomes]
 
     # Stage: export + confirmation in the full model.
     winners = [

@@ -62,6 +62,12 @@ class ModelContext:
     profile_iterations: int = 20
 
     @property
+    def stale_after_s(self) -> float:
+        """How long a trial or claim may stay in flight before its worker is presumed dead:
+        one compile and a few runs, with slack."""
+        return self.compile_timeout_s + 4 * self.run_timeout_s + 120
+
+    @property
     def fingerprint(self) -> dict[str, Any]:
         """What the compiler and machine contribute to every cache key."""
         return {
@@ -146,12 +152,11 @@ class Evaluator:
         """Results in the order of `configs`; status `in_progress` when another worker holds one."""
         results: list[TrialResult | None] = [None] * len(configs)
         todo: list[int] = []
-        stale_after = self.model.compile_timeout_s + 4 * self.model.run_timeout_s + 60
         for i, config in enumerate(configs):
             hit = self.lookup(target, config)
             if hit is not None:
                 results[i] = hit
-            elif self.cache.claim(self.key(target, config), self.worker, stale_after):
+            elif self.cache.claim(self.key(target, config), self.worker, self.model.stale_after_s):
                 todo.append(i)
             else:
                 results[i] = TrialResult("in_progress", error="another worker is evaluating this config", cached=True)
@@ -187,8 +192,7 @@ class Evaluator:
             if "No space left on device" in compiled.error:
                 # Not the config's fault: caching it as a failure would poison every re-run.
                 raise OSError(errno.ENOSPC, "No space left on device", str(work))
-            status = "compile_error" if compiled.status == "error" else f"compile_{compiled.status}"
-            return TrialResult(status, error=compiled.error, compile_s=compiled.seconds)
+            return TrialResult(f"compile_{compiled.status}", error=compiled.error, compile_s=compiled.seconds)
         return compiled
 
     def _measure(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path,

@@ -119,8 +119,7 @@ def tune_target(
         storage = optuna.storages.RDBStorage(storage)
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=make_sampler(sampler, seed),
                                 direction="minimize", load_if_exists=True)
-    stale_after = evaluator.model.compile_timeout_s + 4 * evaluator.model.run_timeout_s + 120
-    recover_lost_trials(study, stale_after)
+    recover_lost_trials(study, evaluator.model.stale_after_s)
     stored = study.user_attrs.get("skeletons")
     if stored:
         # Resume with the skeletons the study started with: Optuna's distributions must not change.
@@ -168,7 +167,7 @@ def tune_target(
         if deadline is not None and time.monotonic() > deadline:
             log.info("%s: time budget reached after %d trials", target.label, finished)
             break
-        seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
+        seen = _counted_configs(study)
         batch: list[tuple[optuna.Trial, CompilationConfig]] = []
         while len(batch) < min(batch_size, trials - finished) and attempts < 6 * trials:
             attempts += 1
@@ -194,7 +193,7 @@ def tune_target(
             continue
         results = evaluator.evaluate_many(target, [c for _, c in batch])
         # Another worker may have counted one of these configs while we compiled ours.
-        seen = {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
+        seen = _counted_configs(study)
         for (trial, config), result in zip(batch, results, strict=True):
             if result.cached and config.canonical() in seen:
                 _tell_duplicate(study, trial, result)
@@ -207,6 +206,10 @@ def tune_target(
         if progress:
             progress(finished, trials, best())
     return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+
+
+def _counted_configs(study: optuna.Study) -> set[str]:
+    return {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
 
 
 def _tell_duplicate(study: optuna.Study, trial: optuna.Trial, known: TrialResult | None) -> None:

@@ -55,10 +55,11 @@ class Skeleton:
         ties: dict[str, str] | None = None,
         rationale: str = "",
     ) -> "Skeleton":
+        # IREE's level order first; unknown levels are kept (last) so validation can name them.
+        names = [lvl for lvl in TILE_LEVELS if lvl in levels] + [lvl for lvl in levels if lvl not in TILE_LEVELS]
         ordered = tuple(
-            (lvl, tuple((loop, tuple(int(v) for v in vals)) for loop, vals in levels[lvl].items()))
-            for lvl in TILE_LEVELS
-            if lvl in levels
+            (lvl, tuple((loop, tuple(int(v) for v in levels[lvl][loop])) for loop in levels[lvl]))
+            for lvl in names
         )
         return cls(name, pipeline, tuple(bool(p) for p in loop_peeling), ordered, tuple(sorted((ties or {}).items())), rationale)
 

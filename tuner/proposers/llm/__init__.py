@@ -20,7 +20,6 @@ from ...config import ProposerSpec
 from ...evaluation import Cache
 from ...knowledge import retrieve_notes, similar_results
 from ...spaces import Skeleton, loop_names
-from ...spec import TILE_LEVELS
 from .._base import Proposal, ProposalRequest
 from .._heuristic import HeuristicProposer
 from ._client import LLMClient
@@ -95,12 +94,9 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
         except (TypeError, ValueError, AttributeError) as exc:
             errors[name] = [f"malformed skeleton: {exc}"]
             continue
-        allowed = [lvl for lvl in space.levels if lvl not in space.ties]
-        problems = [f"tile level {lvl!r} is not tunable for {space.family}; levels: {allowed}"
-                    for lvl in levels if lvl not in TILE_LEVELS]
-        problems += space.check_skeleton(skeleton, root)
+        problems = space.check_skeleton(skeleton, root)
         if not problems and request.check_config is not None:
-            failure = request.check_config(skeleton.config(skeleton.centre(), loop_names(root)))
+            failure = request.check_config(skeleton.config(skeleton.centre(), loops))
             if failure:
                 problems = [f"its centre point fails in iree-compile: {failure.splitlines()[0][:300]}"]
         if problems:
