@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The real `tune` command in a child process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture

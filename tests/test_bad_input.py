@@ -4,21 +4,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import optuna
 import pytest
 
 from tuner import iree
 
-from .conftest import DATA, FREE_STATUSES, counted_trials
+from .conftest import DATA, FREE_STATUSES, counted_trials, run_tune
 
 FAKES = DATA.parent / "fakes"
 
 
-def _tune(config, *extra, env=None):
-    return subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
-                          capture_output=True, text=True, timeout=600, env=env)
 
 
 def _job(tmp_path, model, inputs, extra=""):
@@ -35,14 +31,14 @@ def _job(tmp_path, model, inputs, extra=""):
 def test_mlir_that_does_not_parse(tmp_path):
     model = tmp_path / "broken.mlir"
     model.write_text("func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {\n  %b = arith.addf %a, %a : tensor<4xf32\n}\n")
-    proc = _tune(_job(tmp_path, model, ["4xf32"]))
+    proc = run_tune(_job(tmp_path, model, ["4xf32"]))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert "broken.mlir:2:" in proc.stderr and "error" in proc.stderr
 
 
 def test_unreachable_storage(tmp_path):
-    proc = _tune(_job(tmp_path, DATA / "matmul.mlir", ["64x128xf32", "128x96xf32"],
+    proc = run_tune(_job(tmp_path, DATA / "matmul.mlir", ["64x128xf32", "128x96xf32"],
                       "storage: postgresql+psycopg2://someone:secret@127.0.0.1:1/nothing\n"))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
@@ -58,7 +54,7 @@ def test_op_no_space_knows_is_reported_not_tuned(tmp_path):
         "  %s = linalg.softmax dimension(1) ins(%x : tensor<64x128xf32>) outs(%e : tensor<64x128xf32>) -> tensor<64x128xf32>\n"
         "  return %s : tensor<64x128xf32>\n}\n"
     )
-    proc = _tune(_job(tmp_path, model, ["64x128xf32"]))
+    proc = run_tune(_job(tmp_path, model, ["64x128xf32"]))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "reports" / "bad" / "summary.json").read_text())
     assert summary["dispatches"] == []
@@ -76,7 +72,7 @@ def test_full_disk_mid_job_keeps_finished_trials(tmp_path):
                       f"storage: sqlite:///{tmp_path / 'study.db'}\n")
         env = dict(os.environ, SCHEDTUNE_IREE_COMPILE=str(FAKES / "disk_filling_compiler"),
                    REAL_TOOL=iree.tool("iree-compile"), COUNTER=str(tmp_path / "count"), FILL_DIR=str(disk))
-        proc = _tune(config, "--output", str(disk), env=env)
+        proc = run_tune(config, "--output", str(disk), env=env)
         assert proc.returncode == 1
         assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr
         url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -88,7 +84,7 @@ def test_full_disk_mid_job_keeps_finished_trials(tmp_path):
         (disk / "filler").unlink()
         env["COUNTER"] = str(tmp_path / "count2")
         env.pop("SCHEDTUNE_IREE_COMPILE")
-        again = _tune(config, "--output", str(disk), env=env)
+        again = run_tune(config, "--output", str(disk), env=env)
         assert again.returncode == 0, again.stderr
         summary = json.loads((disk / "bad" / "summary.json").read_text())
         assert summary["dispatches"][0]["trials"] == 4

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,12 +10,9 @@ import pytest
 from tuner import iree
 from tuner.config import load_config
 
-from .conftest import DATA
+from .conftest import DATA, run_tune
 
 
-def _tune(config, *extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
-                          capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +28,7 @@ def tuned(tmp_path_factory):
         "budget: {trials_per_dispatch: 5, confirm_rounds: 3}\n"
         "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
     )
-    first = _tune(config)
+    first = run_tune(config)
     assert first.returncode == 0, first.stderr
     job = load_config(config)
     summary = json.loads((job.report_dir / "summary.json").read_text())
@@ -77,7 +73,7 @@ def test_exported_spec_works_with_plain_iree_compile(tuned, tmp_path):
 
 def test_rerun_compiles_nothing_and_exports_same_spec(tuned):
     config, job, _first, _summary, spec_text = tuned
-    again = _tune(config)
+    again = run_tune(config)
     assert again.returncode == 0, again.stderr
     summary = json.loads((job.report_dir / "summary.json").read_text())
     assert summary["compiles"] == 0
@@ -89,7 +85,7 @@ def test_rerun_with_more_budget_resumes_the_study(tuned):
     text = config.read_text().replace("trials_per_dispatch: 5", "trials_per_dispatch: 7")
     more = config.with_name("mm_more.yaml")
     more.write_text(text)
-    proc = _tune(more)
+    proc = run_tune(more)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((job.report_dir / "summary.json").read_text())
     assert summary["dispatches"][0]["trials"] == 7

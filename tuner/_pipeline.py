@@ -14,7 +14,7 @@ import optuna
 
 from . import iree
 from .config import JobConfig
-from .dispatches import DispatchRow, TuningTarget, find_targets, read_configured_executables
+from .dispatches import DispatchRow, TuningTarget, find_targets, read_configured_executables, tunable_share
 from .evaluation import Cache, Evaluator, ModelContext, schema_lock
 from .export import Confirmation, confirm, write_exports
 from .frontend import import_model
@@ -52,6 +52,27 @@ def _analyze(model: ModelContext, cache: Cache) -> tuple[dict, dict[str, iree.Di
         timings_file.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
     timings = {k: iree.DispatchTiming(**v) for k, v in json.loads(timings_file.read_text()).items()}
     return read_configured_executables(folder / "configs"), timings
+
+
+def _tuning_build(base: ModelContext, target_flags: list[str], flag_rows: list[dict], chosen: str,
+                  default_analysis, cache: Cache) -> tuple[str, dict[str, float], dict[str, tuple]]:
+    """The flag candidate to tune under: the fastest one unless another leaves clearly more
+    of the model's time to ops a spec can tune (then the fastest of those)."""
+    shares: dict[str, float] = {}
+    analyses: dict[str, tuple] = {}
+    for row in flag_rows:
+        if row["status"] != "ok" or "median_ms" not in row:
+            continue
+        if row["flags"]:
+            analyses[row["name"]] = _analyze(dataclasses.replace(base, flags=target_flags + row["flags"]), cache)
+        else:
+            analyses[row["name"]] = default_analysis
+        shares[row["name"]] = tunable_share(*analyses[row["name"]])
+    most = max(shares.values())
+    if shares.get(chosen, 0.0) >= most - 0.25:
+        return chosen, shares, analyses
+    tunable = [n for n, share in shares.items() if share >= most - 0.05]
+    return min(tunable, key=lambda n: next(r["median_ms"] for r in flag_rows if r["name"] == n)), shares, analyses
 
 
 def _make_proposer(job: JobConfig, cache: Cache, storage) -> Proposer:
@@ -117,7 +138,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     workdir = report_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
 
-    imported = import_model(job.model)
+    imported = import_model(job.model, workdir / "imports", timeout_s=max(600.0, job.budget.compile_timeout_s))
     target_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
     inputs = iree.save_inputs(job.model.inputs, workdir / "inputs", job.search.seed)
     cache = Cache(job.storage)
@@ -140,9 +161,26 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
             decision = choose_flags(base, candidates, reference, cache, min_gain=min_gain)
             chosen_flags = list(decision.chosen.flags)
             flag_rows = decision.rows
+    # Flags change which ops a spec can match: data tiling + ukernels turn matmuls into mmt4d
+    # calls, im2col turns batch-1 convs (which drop a spec's config) into matmuls. The
+    # dispatches are tuned in the build that leaves the most time tunable; if that is not the
+    # fastest flag set on its own, both are weighed end to end at the export.
+    flags_alone: list[str] = []
+    if flag_rows:
+        tuning_name, shares, analyses = _tuning_build(base, target_flags, flag_rows, decision.chosen.name,
+                                                         (dispatches, timings), cache)
+        for row in flag_rows:
+            if row["name"] in shares:
+                row["tunable_share"] = shares[row["name"]]
+        tuning_flags = next(r["flags"] for r in flag_rows if r["name"] == tuning_name)
+        if tuning_flags != chosen_flags:
+            log.info("tuning under %s (%.0f%% of the time tunable) rather than the fastest flags alone %s (%.0f%%)",
+                     tuning_name, 100 * shares[tuning_name], " ".join(chosen_flags) or "(default)",
+                     100 * shares.get(decision.chosen.name, 0.0))
+            flags_alone = chosen_flags
+            chosen_flags = list(tuning_flags)
+        dispatches, timings = analyses[tuning_name]
     model = dataclasses.replace(base, flags=target_flags + chosen_flags)
-    if chosen_flags:
-        dispatches, timings = _analyze(model, cache)
     # Candidates under any flags are checked against IREE's default build.
     evaluator = Evaluator(model, cache, reference=reference)
 
@@ -208,10 +246,23 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
         and (o.target.root.default_config is None or o.best_config.canonical() != o.target.root.default_config.canonical())
     ]
     confirmation = confirm(model, target_flags, winners, reference, cache, rounds=job.budget.confirm_rounds)
+    arbitration = None
+    if flags_alone or (chosen_flags and confirmation.speedup < 1.0):
+        # The tuning build's flags were chosen for tunability, not speed: weigh them (with the
+        # spec) against the fastest flags alone (possibly none) in the same way.
+        alone = confirm(dataclasses.replace(base, flags=target_flags + flags_alone), target_flags, [], reference,
+                        cache, rounds=job.budget.confirm_rounds)
+        arbitration = {"flags": flags_alone, "flags_alone_speedup": alone.speedup, "tuning_flags": chosen_flags,
+                       "tuned_dispatches_speedup": confirmation.speedup,
+                       "chosen": "flags alone" if alone.speedup > confirmation.speedup else "tuned dispatches"}
+        log.info("flags alone %.2fx vs tuned dispatches %.2fx", alone.speedup, confirmation.speedup)
+        if alone.speedup > confirmation.speedup:
+            confirmation, chosen_flags = alone, flags_alone
     spec_path, flags_path = write_exports(report_dir, confirmation, chosen_flags)
     llm_stats = proposer.write_records(report_dir) if hasattr(proposer, "write_records") else None
-    summary = _summary(job, imported.path, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
+    summary = _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
                        skipped, confirmation, time.monotonic() - start, iree.compiles_so_far() - compiles_at_start)
+    summary["flag_arbitration"] = arbitration
     if llm_stats is not None:
         summary["llm"] = llm_stats
     write_report(report_dir, summary)
@@ -219,7 +270,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     return JobResult(report_dir, summary, summary["compiles"])
 
 
-def _summary(job, model_path, inputs, target_flags, chosen_flags, flag_rows, rows: list[DispatchRow],
+def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows: list[DispatchRow],
              targets: list[TuningTarget], outcomes: list[TargetOutcome], skipped, confirmation: Confirmation,
              seconds: float, compiles: int) -> dict:
     by_key = {o.target.key: o for o in outcomes}
@@ -269,8 +320,10 @@ def _summary(job, model_path, inputs, target_flags, chosen_flags, flag_rows, row
         "compiler_version": iree.compiler_version(),
         "target_cpu": job.target.cpu,
         "cpu_features": iree.host_cpu_features(),
-        "model_mlir": str(model_path),
-        "entry": job.model.entry,
+        "model_format": job.model.format,
+        "model_source": str(job.model.path or job.model.factory),
+        "model_mlir": str(imported.path),
+        "entry": imported.entry,
         "inputs": list(job.model.inputs),
         "input_files": [str(p) for p in inputs],
         "default_flags": target_flags,

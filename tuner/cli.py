@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from . import iree
     from ._pipeline import run_job
+    from .frontend import FrontendError
 
     try:
         result = run_job(job, quiet=args.quiet, max_minutes=args.max_minutes, search_only=args.search_only)
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tune: {exc.strerror or exc} ({exc.filename or 'I/O'}); finished trials are saved", file=sys.stderr)
         logging.getLogger("schedtune").exception("I/O failed")
         return 1
-    except iree.ToolError as exc:
+    except (iree.ToolError, FrontendError) as exc:
         print(f"tune: {str(exc).splitlines()[0]}", file=sys.stderr)
         logging.getLogger("schedtune").exception("job failed")
         return 1

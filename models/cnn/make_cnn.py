@@ -8,35 +8,15 @@ from __future__ import annotations
 
 import pathlib
 
-import torch
-from torch import nn
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from suite import SmallCNN  # noqa: E402  (one definition, shared with the model suite)
+
+import torch  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 BATCH = 8
-
-
-class SmallCNN(nn.Module):
-    """Three-plus 3x3 conv layers with ReLU, one residual add, max pooling and a linear head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 32, 3, padding=1)
-        self.block_a = nn.Conv2d(32, 32, 3, padding=1)
-        self.block_b = nn.Conv2d(32, 32, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.wide = nn.Conv2d(32, 64, 3, padding=1)
-        self.deep = nn.Conv2d(64, 64, 3, padding=1)
-        self.head = nn.Linear(64, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.stem(x))
-        y = torch.relu(self.block_a(x))
-        x = torch.relu(self.block_b(y) + x)
-        x = self.pool(x)
-        x = torch.relu(self.wide(x))
-        x = torch.relu(self.deep(x))
-        x = x.mean(dim=(2, 3))
-        return self.head(x)
 
 
 def main() -> None:

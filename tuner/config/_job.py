@@ -18,10 +18,19 @@ class ConfigError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
+    """Where the model comes from.
+
+    `mlir` and `onnx` read `path`; `torch` calls `factory` (`module:function` or
+    `file.py:function`) for an `nn.Module`. `inputs` are `iree-run-module` shapes
+    (8x3x32x32xf32) used for export, benchmarks and numeric checks. An `mlir` model may name
+    the `factory` it was exported from, so that benchmarks/compare.py can run the framework.
+    """
+
     format: str
-    path: pathlib.Path
-    entry: str
     inputs: tuple[str, ...]
+    path: pathlib.Path | None = None
+    factory: str | None = None
+    entry: str | None = None
     input_type: str = "auto"
 
 
@@ -88,7 +97,7 @@ _SECTIONS = {
 _TOP_KEYS = {"name", "output", "storage", *_SECTIONS}
 _CHOICES = {
     "model.format": ("mlir", "torch", "onnx"),
-    "model.input_type": ("auto", "none", "torch", "stablehlo", "tosa", "onnx"),
+    "model.input_type": ("auto", "none", "linalg", "torch", "stablehlo", "tosa", "onnx"),
     "search.sampler": ("tpe", "random"),
     "proposer.kind": ("heuristic", "llm"),
     "proposer.provider": (None, "local", "openai"),
@@ -172,15 +181,7 @@ def load_config(path: str | pathlib.Path, *, output_override: str | None = None)
     base = path.parent
     sections = {key: _section(key, raw.get(key), cls) for key, cls in _SECTIONS.items()}
 
-    model = sections["model"]
-    model_path = (base / model["path"]).resolve()
-    if not model_path.exists():
-        raise ConfigError(f"model.path: file not found: {model_path}")
-    if not model["inputs"]:
-        raise ConfigError("model.inputs: at least one input is needed")
-    for spec in model["inputs"]:
-        _validate_input(spec)
-    model["path"] = model_path
+    model = _model_section(sections["model"], base)
     budget = sections["budget"]
     if budget.get("trials_per_dispatch", 1) < 1:
         raise ConfigError("budget.trials_per_dispatch: must be at least 1")
@@ -212,6 +213,36 @@ def load_config(path: str | pathlib.Path, *, output_override: str | None = None)
         storage=storage,
         config_path=path.resolve(),
     )
+
+
+def _model_section(model: dict[str, Any], base: pathlib.Path) -> dict[str, Any]:
+    fmt = model["format"]
+    if fmt in ("mlir", "onnx"):
+        if not model.get("path"):
+            raise ConfigError(f"model.path: needed for format {fmt}")
+    elif not model.get("factory"):
+        raise ConfigError("model.factory: needed for format torch (module:function returning an nn.Module)")
+    if model.get("path"):
+        model_path = (base / model["path"]).resolve()
+        if not model_path.is_file():
+            raise ConfigError(f"model.path: file not found: {model_path}")
+        model["path"] = model_path
+    if model.get("factory"):
+        module, _, function = model["factory"].rpartition(":")
+        if not module or not function.isidentifier():
+            raise ConfigError(f"model.factory: {model['factory']!r} is not of the form module:function")
+        if module.endswith(".py"):
+            module_path = (base / module).resolve()
+            if not module_path.is_file():
+                raise ConfigError(f"model.factory: file not found: {module_path}")
+            model["factory"] = f"{module_path}:{function}"
+    if model.get("input_type", "auto") != "auto" and fmt != "mlir":
+        raise ConfigError(f"model.input_type: only for format mlir (format {fmt} sets it)")
+    if not model["inputs"]:
+        raise ConfigError("model.inputs: at least one input is needed")
+    for spec in model["inputs"]:
+        _validate_input(spec)
+    return model
 
 
 _DTYPES = {"f32", "f16", "i32", "i64", "i8", "bf16"}

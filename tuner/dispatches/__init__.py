@@ -1,5 +1,6 @@
 """Dispatch stage: which dispatches a model has, their root ops, and their share of the time."""
 from ._analyze import Dispatch, Loop, RootOp, read_configured_executables
-from ._targets import DispatchRow, TuningTarget, find_targets
+from ._targets import DispatchRow, TuningTarget, find_targets, tunable_share
 
-__all__ = ["DispatchRow", "Dispatch", "Loop", "RootOp", "TuningTarget", "find_targets", "read_configured_executables"]
+__all__ = ["DispatchRow", "Dispatch", "Loop", "RootOp", "TuningTarget", "find_targets", "read_configured_executables",
+           "tunable_share"]

@@ -47,6 +47,21 @@ class RootOp:
     def shape_label(self) -> str:
         return "x".join(str(l.bound) for l in self.loops)
 
+    @property
+    def known_issue(self) -> str | None:
+        """Why a spec cannot take effect on this op with this IREE, if it is a known bug.
+
+        Batch-1 convs (depthwise too): IREE applies the spec's config to the batch-less op,
+        then InsertBatchDimForBatchlessConvPass rebuilds the op and drops it (IREE 3.13; see
+        tests/test_evaluation.py, which fails the day IREE fixes it). The search would learn
+        this only after a few `not_applied` trials; knowing it up front also lets a flag set
+        that turns these convs into matmuls (im2col) be preferred for tuning.
+        """
+        batch = [l.bound for l in self.loops if l.role == "n"]
+        if self.family in ("conv2d", "depthwise") and batch in ([], [1]):
+            return "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class Dispatch:

@@ -58,6 +58,9 @@ def find_targets(
             family = root.family if root else "unknown"
             rows.append(DispatchRow(name, family, root.shape_label if root else "", ns, ns / total, None, "no tunable root op"))
             continue
+        if root.known_issue:
+            rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, None, root.known_issue))
+            continue
         groups.setdefault(root.signature, []).append(name)
         roots[root.signature] = root
         rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
@@ -80,3 +83,20 @@ def find_targets(
     ]
     return chosen, rows
 
+
+
+def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
+    """Fraction of model time spent in dispatches whose root op a spec can match.
+
+    Model-level flags can turn tunable ops into ones no spec matches (data tiling turns
+    matmuls into mmt4d ukernel calls); this is how the pipeline notices.
+    """
+    per_call = per_call_ns(timings)
+    total = sum(per_call.values()) or 1.0
+    tunable = 0.0
+    for name, ns in per_call.items():
+        dispatch = dispatches.get(name)
+        root = dispatch.root if dispatch is not None else None
+        if root is not None and root.matcher is not None and not root.known_issue:
+            tunable += ns
+    return tunable / total

@@ -61,6 +61,17 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                                 f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
                                 f"{f['speedup']:.2f}x" if "speedup" in f else "-"] for f in flags],
                               headers=["candidate", "flags", "status", "median ms", "vs default"], tablefmt="github"))
+    arb = summary.get("flag_arbitration")
+    if arb:
+        tuning = " ".join(arb["tuning_flags"]) or "the default flags"
+        alone = " ".join(arb["flags"]) or "no flags"
+        lines += ["", f"Dispatches were tuned under {tuning} (most time in ops a spec can tune); end to end, "
+                  f"{alone} alone gave {arb['flags_alone_speedup']:.2f}x and the tuned dispatches "
+                  f"{arb['tuned_dispatches_speedup']:.2f}x: exported **{arb['chosen']}**."]
+    if flags and any("tunable_share" in f for f in flags):
+        lines += ["", "Tunable share: " + ", ".join(f"{f['name']} {100 * f['tunable_share']:.0f}%"
+                                                   for f in flags if "tunable_share" in f)
+                  + " of the time in ops a spec can tune."]
     winners = [r for r in rows if r.get("winning_config")]
     if winners:
         lines += ["", "## Winning configs", ""]

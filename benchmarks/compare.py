@@ -1,0 +1,225 @@
+"""Tuned IREE against what users would otherwise run, interleaved in one process.
+
+    python benchmarks/compare.py --config configs/resnet.yaml [--rounds 10] [--no-torch-compile]
+
+Run after `tune --config ...`. Measures end-to-end latency of one model call for: IREE with
+its defaults, IREE with the exported spec + flags, onnxruntime (CPU, 2 threads), PyTorch
+eager (2 threads) and `torch.compile` (inductor, 2 threads) when it works on this CPU.
+Every runner gets the same inputs (the job's), every output is checked against PyTorch's
+(or onnxruntime's for an ONNX model), and the runners take turns: round r times each of
+them once, so slow drifts of a noisy machine hit all alike. Writes `compare.md`,
+`compare.json` and `compare.png` into the job's report folder. Needs the extras `torch`,
+`onnx` and `compare` (`pip install -e '.[torch,onnx,compare]'`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+THREADS = 2
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from tuner import iree  # noqa: E402
+from tuner.config import ConfigError, load_config  # noqa: E402
+from tuner.evaluation import outputs_match  # noqa: E402
+from tuner.frontend import import_model  # noqa: E402
+
+
+class Runner:
+    """One way of running the model: a callable on numpy inputs returning numpy outputs."""
+
+    def __init__(self, name: str, call: Callable[[list[np.ndarray]], list[np.ndarray]]) -> None:
+        self.name = name
+        self.call = call
+        self.ms: list[float] = []
+        self.error: float | None = None
+
+    def time_round(self, inputs: list[np.ndarray], iterations: int) -> None:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            self.call(inputs)
+        self.ms.append((time.perf_counter() - start) * 1e3 / iterations)
+
+
+def _iree_runner(name: str, vmfb: pathlib.Path, entry: str) -> Runner:
+    import iree.runtime as rt
+
+    config = rt.Config("local-task")
+    ctx = rt.SystemContext(config=config)
+    ctx.add_vm_module(rt.VmModule.mmap(config.vm_instance, str(vmfb)))
+    fn = ctx.modules.module[entry]
+
+    def call(inputs):
+        out = fn(*inputs)
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return [np.asarray(o.to_host()) for o in outs]
+
+    return Runner(name, call)
+
+
+def _torch_runners(factory: str, inputs: list[np.ndarray], with_compile: bool, work: pathlib.Path,
+                   notes: list[str]) -> tuple[list[Runner], pathlib.Path | None]:
+    import torch
+
+    from tuner.frontend._torch_export import load_factory
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    model = load_factory(factory)().eval()
+    example = tuple(torch.from_numpy(x) for x in inputs)
+
+    def eager(xs, m=model):
+        with torch.no_grad():
+            out = m(*(torch.from_numpy(x) for x in xs))
+        return [o.numpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
+
+    runners = [Runner("PyTorch eager", eager)]
+    if with_compile:
+        try:
+            compiled = torch.compile(model)
+            eager(inputs, compiled)  # compiles now, not inside the first timed round
+            runners.append(Runner("torch.compile", lambda xs: eager(xs, compiled)))
+        except Exception as exc:  # inductor needs a working C++ toolchain; say why it is missing
+            notes.append(f"torch.compile unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    onnx_file = work / "model.onnx"
+    if not onnx_file.exists():
+        try:
+            with torch.no_grad():
+                torch.onnx.export(model, example, str(onnx_file), dynamo=True, external_data=False)
+        except Exception as exc:
+            notes.append(f"ONNX export failed, no onnxruntime row: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            return runners, None
+    return runners, onnx_file
+
+
+def _ort_runner(onnx_file: pathlib.Path) -> Runner:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return Runner("onnxruntime", lambda xs: session.run(None, dict(zip(names, xs))))
+
+
+def _chart(path: pathlib.Path, job: str, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["runner"] for r in rows]
+    med = [r["median_ms"] for r in rows]
+    lo = [r["median_ms"] - r["min_ms"] for r in rows]
+    hi = [r["max_ms"] - r["median_ms"] for r in rows]
+    colors = ["#9e9e9e", "#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a"][: len(rows)]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.bar(names, med, yerr=[lo, hi], capsize=4, color=colors)
+    for i, m in enumerate(med):
+        ax.text(i, m, f"{m:.2f}", ha="center", va="bottom", fontsize=9)
+    ax.set_ylabel("ms per call (median of rounds; bars: min-max)")
+    ax.set_title(f"{job}: end-to-end latency, {THREADS} threads, lower is better")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--output", help="reports folder (default: the job's)")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--iterations", type=int, default=20, help="calls per runner per round")
+    parser.add_argument("--no-torch-compile", action="store_true")
+    args = parser.parse_args()
+    try:
+        job = load_config(args.config, output_override=args.output)
+    except ConfigError as exc:
+        print(f"compare: config error: {exc}", file=sys.stderr)
+        return 2
+    report = job.report_dir
+    spec = report / "tuning_spec.mlir"
+    if not spec.exists():
+        print(f"compare: {spec} not found: run `tune --config {args.config}` first", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    work = report / "work" / "compare"
+    work.mkdir(parents=True, exist_ok=True)
+    imported = import_model(job.model, report / "work" / "imports")
+    default_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
+    tuned_flags = default_flags + (report / "compile_flags.txt").read_text().split()
+    vmfbs = {}
+    for name, flags, tuning in (("default", default_flags, None), ("tuned", tuned_flags, spec)):
+        built = iree.compile_model(imported.path, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
+        if not built.ok:
+            print(f"compare: the {name} IREE build failed: {built.error.splitlines()[-1]}", file=sys.stderr)
+            return 1
+        vmfbs[name] = built.vmfb
+    input_files = iree.save_inputs(job.model.inputs, report / "work" / "inputs", job.search.seed)
+    inputs = [np.load(p) for p in input_files]
+
+    notes: list[str] = []
+    runners = [_iree_runner("IREE default", vmfbs["default"], imported.entry),
+               _iree_runner("IREE tuned", vmfbs["tuned"], imported.entry)]
+    onnx_file = job.model.path if job.model.format == "onnx" else None
+    if job.model.factory:
+        torch_runners, exported = _torch_runners(job.model.factory, inputs, not args.no_torch_compile, work, notes)
+        runners += torch_runners
+        onnx_file = onnx_file or exported
+    else:
+        notes.append("no PyTorch rows: the job names no torch factory")
+    if onnx_file is not None:
+        runners.insert(2, _ort_runner(onnx_file))
+
+    # The framework the model came from is the reference for every runner, IREE included.
+    ref_runner = next((r for r in runners if r.name == "PyTorch eager"), None) or next(
+        (r for r in runners if r.name == "onnxruntime"), runners[0])
+    reference = ref_runner.call(inputs)
+    for r in runners:
+        ok, r.error = outputs_match(r.call(inputs)[: len(reference)], reference)
+        if not ok:
+            notes.append(f"{r.name}: outputs differ from {ref_runner.name} (max relative error {r.error:.2e})")
+    for r in runners:  # warm-up: caches, thread pools, lazy weight loading
+        r.time_round(inputs, max(2, args.iterations // 4))
+        r.ms.clear()
+    for _ in range(args.rounds):
+        for r in runners:
+            r.time_round(inputs, args.iterations)
+
+    tuned = statistics.median(runners[1].ms)
+    rows = []
+    for r in runners:
+        med = statistics.median(r.ms)
+        rows.append({"runner": r.name, "median_ms": med, "min_ms": min(r.ms), "max_ms": max(r.ms),
+                     "tuned_iree_speedup": med / tuned, "max_rel_error": r.error, "rounds_ms": r.ms})
+    result = {"job": job.name, "inputs": list(job.model.inputs), "threads": THREADS, "rounds": args.rounds,
+              "iterations": args.iterations, "reference": ref_runner.name, "rows": rows, "notes": notes}
+    (report / "compare.json").write_text(json.dumps(result, indent=2))
+    from tabulate import tabulate
+
+    table = tabulate(
+        [[r["runner"], f"{r['median_ms']:.3f}", f"{r['min_ms']:.3f}-{r['max_ms']:.3f}",
+          f"{r['tuned_iree_speedup']:.2f}x", f"{r['max_rel_error']:.1e}"] for r in rows],
+        headers=["runner", "median ms", "range ms", "this / tuned IREE", "max rel. error"],
+        tablefmt="github")
+    text = (f"# {job.name}: tuned IREE vs alternatives\n\nInputs {', '.join(job.model.inputs)}; {THREADS} threads each; "
+            f"{args.rounds} interleaved rounds of {args.iterations} calls; outputs checked against {ref_runner.name}.\n\n"
+            f"{table}\n" + "".join(f"\n- {n}" for n in notes) + "\n\n![latency](compare.png)\n")
+    (report / "compare.md").write_text(text)
+    _chart(report / "compare.png", job.name, rows)
+    print(text)
+    return 1 if any("outputs differ" in n for n in notes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

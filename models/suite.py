@@ -1,0 +1,191 @@
+"""The model suite: small, real network shapes with fixed-seed random weights (nothing downloaded).
+
+Each public function is a factory for the `torch` frontend (`factory: models/suite.py:NAME`)
+and for `benchmarks/compare.py`: it returns an `nn.Module` in eval mode. The frontend seeds
+torch before calling it; the factories seed again so that they are deterministic on their own.
+Batch norm is folded into the preceding conv, as an inference deployment would do, with
+non-trivial random statistics so that the folding changes the weights.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """A conv followed by a batch norm with random statistics, folded into one conv."""
+    conv = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False).eval()
+    bn = nn.BatchNorm2d(cout).eval()
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.1, 0.1)
+    return fuse_conv_bn_eval(conv, bn)
+
+
+class SmallCNN(nn.Module):
+    """The core job's CNN: 3x3 convs with ReLU, one residual add, max pooling, a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.block_a = nn.Conv2d(32, 32, 3, padding=1)
+        self.block_b = nn.Conv2d(32, 32, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.wide = nn.Conv2d(32, 64, 3, padding=1)
+        self.deep = nn.Conv2d(64, 64, 3, padding=1)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        y = torch.relu(self.block_a(x))
+        x = torch.relu(self.block_b(y) + x)
+        x = self.pool(x)
+        x = torch.relu(self.wide(x))
+        x = torch.relu(self.deep(x))
+        x = x.mean(dim=(2, 3))
+        return self.head(x)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 conv+BN, residual add), 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, 3, stride)
+        self.conv2 = _conv_bn(cout, cout, 3)
+        self.shortcut = _conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv1(x))
+        return torch.relu(self.conv2(y) + self.shortcut(x))
+
+
+class ResNetStack(nn.Module):
+    """A ResNet-18-style stem and two stages (32 then 64 channels) on 32x32 images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = _conv_bn(3, 32, 3)
+        self.stage1 = nn.Sequential(BasicBlock(32, 32, 1), BasicBlock(32, 32, 1))
+        self.stage2 = nn.Sequential(BasicBlock(32, 64, 2), BasicBlock(64, 64, 1))
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = self.stage2(self.stage1(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class DepthwiseSeparable(nn.Module):
+    """MobileNet-v1 block: depthwise 3x3 conv+BN+ReLU6, pointwise 1x1 conv+BN+ReLU6."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.depthwise = _conv_bn(cin, cin, 3, stride, groups=cin)
+        self.pointwise = _conv_bn(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu6(self.depthwise(x))
+        return nn.functional.relu6(self.pointwise(x))
+
+
+class MobileNetLike(nn.Module):
+    """A MobileNet-v1-style net on 64x64 images: strided stem, five depthwise-separable blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = _conv_bn(3, 16, 3, 2)
+        self.blocks = nn.Sequential(
+            DepthwiseSeparable(16, 32, 1),
+            DepthwiseSeparable(32, 64, 2),
+            DepthwiseSeparable(64, 64, 1),
+            DepthwiseSeparable(64, 128, 2),
+            DepthwiseSeparable(128, 128, 1),
+        )
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu6(self.stem(x))
+        x = self.blocks(x)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class BertEncoderLayer(nn.Module):
+    """One BERT-base encoder layer (hidden 768, 12 heads, FFN 3072, post-LN, GELU).
+
+    Attention is written out (matmul, scale, softmax, matmul) rather than through
+    `scaled_dot_product_attention`, the way BERT implementations of its era compute it.
+    """
+
+    def __init__(self, hidden: int = 768, heads: int = 12, ffn: int = 3072) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = hidden // heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        self.attn_out = nn.Linear(hidden, hidden)
+        self.attn_norm = nn.LayerNorm(hidden)
+        self.intermediate = nn.Linear(hidden, ffn)
+        self.output = nn.Linear(ffn, hidden)
+        self.out_norm = nn.LayerNorm(hidden)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        context = torch.matmul(torch.softmax(scores, dim=-1), v)
+        context = context.transpose(1, 2).reshape(b, s, h)
+        x = self.attn_norm(x + self.attn_out(context))
+        y = self.output(nn.functional.gelu(self.intermediate(x)))
+        return self.out_norm(x + y)
+
+
+class MLP(nn.Module):
+    """A plain multi-layer perceptron: 512 -> 1024 -> 1024 -> 1024 -> 10 with ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(512, 1024), nn.ReLU(),
+            nn.Linear(1024, 1024), nn.ReLU(),
+            nn.Linear(1024, 1024), nn.ReLU(),
+            nn.Linear(1024, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _build(cls: type[nn.Module]) -> nn.Module:
+    torch.manual_seed(0)
+    return cls().eval()
+
+
+def cnn() -> nn.Module:
+    return _build(SmallCNN)
+
+
+def resnet() -> nn.Module:
+    return _build(ResNetStack)
+
+
+def mobilenet() -> nn.Module:
+    return _build(MobileNetLike)
+
+
+def bert_layer() -> nn.Module:
+    return _build(BertEncoderLayer)
+
+
+def mlp() -> nn.Module:
+    return _build(MLP)
