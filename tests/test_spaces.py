@@ -9,7 +9,7 @@ from tuner.evaluation import Cache, Evaluator, ModelContext
 from tuner.dispatches import TuningTarget
 from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
 from tuner.search import tune_target
-from tuner.spaces import Skeleton, load_space
+from tuner.spaces import Skeleton, load_space, loop_names
 from tuner.spec import CompilationConfig, render_spec
 
 from .conftest import DATA
@@ -107,3 +107,21 @@ def test_conv_library_follows_the_output_layout():
     nhwc = [s.name for s in space.library_skeletons(conv(["n", "oh", "ow", "oc", "kh", "kw", "ic"]))]
     assert nchw == ["lib:register-block-row"]
     assert nhwc == ["lib:register-block-channels"]
+
+
+def test_multi_loop_contraction_gets_every_skeleton(tmp_path):
+    """A 1x1 conv (a contraction over n, oc, oh, ow, ic): the centre point of the wide skeletons
+    has too large a vector tile, yet they hold feasible points and must not be thrown away
+    (they were: MobileNet's pointwise convs were skipped with "no valid skeleton")."""
+    built = iree.compile_model(DATA / "conv1x1_nchw.mlir", tmp_path / "m.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    root = next(d.root for d in read_configured_executables(tmp_path / "cfg").values() if d.root and d.root.matcher)
+    assert root.family == "matmul" and [l.role for l in root.loops].count("m") == 2  # n and oh*ow
+    space = load_space("matmul")
+    target = TuningTarget(root, ("d",), 1.0, 1.0)
+    skeletons = HeuristicProposer().propose(ProposalRequest(target, space)).skeletons
+    assert [s.name for s in skeletons] == ["near-default", "lib:avx2-register-block", "space-wide"]
+    loops = loop_names(root)
+    for skeleton in skeletons:
+        point = space.feasible_point(skeleton, root)
+        assert point is not None and not space.check_config(skeleton.config(point, loops), root)

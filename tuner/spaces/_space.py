@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import random
 from typing import Any
 
 import yaml
@@ -248,10 +249,30 @@ class KnobSpace:
         for lvl in required:
             if lvl not in given_levels:
                 errors.append(f"tile level {lvl!r} is missing")
-        if not errors:
+        if not errors and self.feasible_point(skeleton, root) is None:
             cfg = skeleton.config(skeleton.centre(), loops)
-            errors += [f"centre point: {e}" for e in self.check_config(cfg, root)]
+            errors += [f"no point satisfies the constraints; centre point: {e}" for e in self.check_config(cfg, root)]
         return errors
+
+    def feasible_point(self, skeleton: Skeleton, root: RootOp, tries: int = 256) -> dict[str, int] | None:
+        """A point of the skeleton that satisfies the constraints: the centre if it does.
+
+        With several loops of one role (a 1x1 conv as a contraction has m = n, oh, ow) the
+        centre's tile product easily passes the vector-size limit although most of the
+        skeleton is fine, so other points are tried: the centre with vector tiles shrunk to
+        their smallest choice, then seeded random points.
+        """
+        loops = loop_names(root)
+        knobs = skeleton.knobs()
+        centre = skeleton.centre()
+        small_vectors = {n: (min(c) if n.startswith("vector_") else centre[n]) for n, c in knobs}
+        candidates = [centre, small_vectors]
+        rng = random.Random(0)
+        candidates += [{n: rng.choice(c) for n, c in knobs} for _ in range(tries)]
+        for point in candidates:
+            if not self.check_config(skeleton.config(point, loops), root):
+                return point
+        return None
 
 
 def load_space(family: str, folder: pathlib.Path = SPACES_DIR) -> KnobSpace | None:

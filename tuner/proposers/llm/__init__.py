@@ -96,7 +96,8 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
             continue
         problems = space.check_skeleton(skeleton, root)
         if not problems and request.check_config is not None:
-            failure = request.check_config(skeleton.config(skeleton.centre(), loops))
+            point = space.feasible_point(skeleton, root)
+            failure = request.check_config(skeleton.config(point, loops))
             if failure:
                 problems = [f"its centre point fails in iree-compile: {failure.splitlines()[0][:300]}"]
         if problems:

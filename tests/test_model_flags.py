@@ -1,0 +1,63 @@
+"""Model-level flags decide which ops a spec can tune: batch-1 convs via im2col, matmuls lost to mmt4d."""
+from __future__ import annotations
+
+import json
+
+from tuner import iree
+from tuner.dispatches import find_targets, read_configured_executables, tunable_share
+
+from .conftest import DATA, run_tune
+
+
+def _analysis(tmp_path, extra=()):
+    tmp_path.mkdir(parents=True)
+    flags = iree.target_flags("host", tuple(extra))
+    built = iree.compile_model(DATA / "conv_batch1.mlir", tmp_path / "m.vmfb", flags, configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    inputs = iree.save_inputs(("1x18x18x16xf32", "3x3x16x32xf32"), tmp_path / "in", 0)
+    timings = iree.profile_dispatches(tmp_path / "m.vmfb", "main", inputs, tmp_path / "prof", iterations=5)
+    return read_configured_executables(tmp_path / "cfg"), timings
+
+
+def test_batch1_conv_is_known_untunable_and_im2col_makes_it_a_matmul(tmp_path):
+    dispatches, timings = _analysis(tmp_path / "default")
+    targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=8)
+    assert targets == []
+    assert [r.reason for r in rows if r.family == "conv2d"] == [
+        "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"]
+    assert tunable_share(dispatches, timings) == 0.0
+
+    dispatches, timings = _analysis(tmp_path / "im2col", ["--iree-global-opt-use-im2col-for-convs"])
+    targets, _rows = find_targets(dispatches, timings, time_share=1.0, max_targets=8)
+    assert [t.root.family for t in targets] == ["matmul"]
+    assert tunable_share(dispatches, timings) > 0.5
+
+
+def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):
+    """The job tunes the im2col matmul instead of giving up, and weighs it against the default end to end."""
+    config = tmp_path / "b1.yaml"
+    config.write_text(
+        f"name: b1\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: mlir, path: {DATA / 'conv_batch1.mlir'}, inputs: [1x18x18x16xf32, 3x3x16x32xf32]}}\n"
+        "budget: {trials_per_dispatch: 3, confirm_rounds: 3}\n"
+        "search: {tune_model_flags: true}\n"
+    )
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "reports" / "b1" / "summary.json").read_text())
+    shares = {r["name"]: r.get("tunable_share") for r in summary["flag_candidates"]}
+    assert shares["default"] == 0.0 and shares["im2col"] > 0.5
+    assert [d["op_kind"] for d in summary["dispatches"]] == ["matmul"]
+    assert summary["dispatches"][0]["trials"] == 3
+    im2col = ["--iree-global-opt-use-im2col-for-convs"]
+    arbitration = summary["flag_arbitration"]
+    if arbitration is None:  # im2col was also the fastest flag set, and the tuned build is not slower
+        assert summary["tuned_flags"] == im2col and summary["end_to_end"]["speedup"] >= 1.0
+    else:  # weighed end to end: exported whichever was faster, and said which
+        assert arbitration["tuning_flags"] == im2col
+        faster = max(arbitration["flags_alone_speedup"], arbitration["tuned_dispatches_speedup"])
+        assert summary["end_to_end"]["speedup"] == faster
+        expected = arbitration["flags"] if arbitration["chosen"] == "flags alone" else im2col
+        assert summary["tuned_flags"] == expected
+    report = (tmp_path / "reports" / "b1" / "report.md").read_text()
+    assert "Tunable share: default 0%, im2col" in report
