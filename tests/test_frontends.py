@@ -230,3 +230,22 @@ def test_compare_before_tune_is_one_line(tmp_path, write_job):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "run `tune --config" in proc.stderr
+
+
+def test_tune_an_onnx_model_end_to_end(tmp_path):
+    """`tune` on `format: onnx`: the graph's name is the entry, the matmuls are tuned, outputs checked."""
+    model_file = tmp_path / "tiny.onnx"
+    _tiny_onnx(model_file)
+    config = tmp_path / "onnx_job.yaml"
+    config.write_text(
+        f"name: tiny_onnx\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: onnx, path: {model_file}, inputs: [8x32xf32]}}\n"
+        "budget: {trials_per_dispatch: 2, confirm_rounds: 3, time_share: 1.0}\n"
+        "search: {tune_model_flags: false}\n"
+    )
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "reports" / "tiny_onnx" / "summary.json").read_text())
+    assert summary["model_format"] == "onnx" and summary["entry"] == "tiny_graph"
+    assert {d["op_kind"] for d in summary["dispatches"]} == {"matmul"}
+    assert all(sum(d["trial_statuses"].values()) >= 2 for d in summary["dispatches"])

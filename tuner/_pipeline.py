@@ -246,6 +246,8 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
         and (o.target.root.default_config is None or o.best_config.canonical() != o.target.root.default_config.canonical())
     ]
     confirmation = confirm(model, target_flags, winners, reference, cache, rounds=job.budget.confirm_rounds)
+    tuned_kept = list(confirmation.kept)
+    export_note = ""
     arbitration = None
     if flags_alone or (chosen_flags and confirmation.speedup < 1.0):
         # The tuning build's flags were chosen for tunability, not speed: weigh them (with the
@@ -258,11 +260,22 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
         log.info("flags alone %.2fx vs tuned dispatches %.2fx", alone.speedup, confirmation.speedup)
         if alone.speedup > confirmation.speedup:
             confirmation, chosen_flags = alone, flags_alone
+            export_note = f"flags alone were faster end to end ({alone.speedup:.2f}x)"
+    withdrawn = None
+    if confirmation.speedup < 1.0 and (confirmation.kept or chosen_flags):
+        # Per-dispatch gains that do not add up end to end (or noise) must not ship as a "tuning".
+        withdrawn = {"speedup": confirmation.speedup, "kept": confirmation.kept, "flags": chosen_flags}
+        log.info("tuned build %.2fx end to end: exporting nothing", confirmation.speedup)
+        export_note = f"the tuned build was {confirmation.speedup:.2f}x end to end"
+        confirmation = confirm(base, target_flags, [], reference, cache, rounds=job.budget.confirm_rounds)
+        chosen_flags = []
     spec_path, flags_path = write_exports(report_dir, confirmation, chosen_flags)
     llm_stats = proposer.write_records(report_dir) if hasattr(proposer, "write_records") else None
+    not_exported = {label: export_note for label in tuned_kept if label not in confirmation.kept}
     summary = _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
-                       skipped, confirmation, time.monotonic() - start, iree.compiles_so_far() - compiles_at_start)
+                       skipped, confirmation, not_exported, time.monotonic() - start, iree.compiles_so_far() - compiles_at_start)
     summary["flag_arbitration"] = arbitration
+    summary["withdrawn"] = withdrawn
     if llm_stats is not None:
         summary["llm"] = llm_stats
     write_report(report_dir, summary)
@@ -272,7 +285,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
 
 def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows: list[DispatchRow],
              targets: list[TuningTarget], outcomes: list[TargetOutcome], skipped, confirmation: Confirmation,
-             seconds: float, compiles: int) -> dict:
+             not_exported: dict[str, str], seconds: float, compiles: int) -> dict:
     by_key = {o.target.key: o for o in outcomes}
     dispatch_rows = []
     for target in targets:
@@ -284,6 +297,8 @@ def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows:
             status = f"not tunable: {o.untunable}"
         elif target.label in confirmation.kept:
             status = "tuned"
+        elif target.label in not_exported:
+            status = f"not exported: {not_exported[target.label]}"
         elif target.label in confirmation.dropped:
             status = f"dropped: {confirmation.dropped[target.label]}"
         else:

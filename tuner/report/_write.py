@@ -24,6 +24,11 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
             f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x).",
             "",
         ]
+    withdrawn = summary.get("withdrawn")
+    if withdrawn:
+        lines += [f"Nothing exported: the tuned build ({', '.join(withdrawn['kept']) or 'no dispatch configs'}"
+                  f"{'; flags ' + ' '.join(withdrawn['flags']) if withdrawn['flags'] else ''}) measured "
+                  f"{withdrawn['speedup']:.2f}x end to end, slower than IREE's default.", ""]
     lines += [
         f"- compiler: `{summary['compiler_version']}`, target CPU `{summary['target_cpu']}`",
         f"- model: `{summary['model_mlir']}`, entry `{summary['entry']}`, inputs {' '.join(summary['inputs'])}",
