@@ -90,9 +90,13 @@ def confirm(
     rounds: int,
     min_gain: float = 0.02,
 ) -> Confirmation:
-    """Build default and tuned, drop winners that do not help in the model, then A/B `rounds` times."""
+    """Build default and tuned, drop winners that do not help in the model, then A/B `rounds` times.
+
+    Winners are judged per dispatch against the same build without the spec; the end-to-end
+    A/B is against IREE's default (`default_flags`, no spec).
+    """
     spec_text = render_spec([(t.root.matcher, c) for t, c in winners])
-    key = cache_key(kind="confirm", model=model.model_hash(), default_flags=default_flags, spec=spec_text,
+    key = cache_key(kind="confirm", method=2, model=model.model_hash(), default_flags=default_flags, spec=spec_text,
                     rounds=rounds, **model.fingerprint)
     hit = cache.get(key)
     if hit is not None:
@@ -103,6 +107,15 @@ def confirm(
     built = iree.compile_model(model.source, default_vmfb, default_flags, timeout_s=model.compile_timeout_s)
     if not built.ok:
         raise iree.ToolError(f"default build failed: {built.error}")
+
+    # Each winner is judged against its own dispatches without the spec: under tuning flags
+    # (im2col, ...) those dispatches do not exist in the default build at all.
+    untuned_vmfb = default_vmfb
+    if winners and list(model.flags) != list(default_flags):
+        untuned_vmfb = work / "flags_only.vmfb"
+        built = iree.compile_model(model.source, untuned_vmfb, model.flags, timeout_s=model.compile_timeout_s)
+        if not built.ok:
+            raise iree.ToolError(f"build with the tuning flags failed: {built.error}")
 
     kept = list(winners)
     dropped: dict[str, str] = {}
@@ -127,7 +140,7 @@ def confirm(
         default_t: dict[str, float] = {}
         tuned_t: dict[str, float] = {}
         for _ in range(2):
-            prof_d = iree.profile_dispatches(default_vmfb, model.entry, model.inputs, work / "prof_d")
+            prof_d = iree.profile_dispatches(untuned_vmfb, model.entry, model.inputs, work / "prof_d")
             prof_t = iree.profile_dispatches(tuned_vmfb, model.entry, model.inputs, work / "prof_t")
             for t, _c in kept:
                 default_t[t.label] = min(default_t.get(t.label, float("inf")), _per_call(prof_d, t.dispatches))
