@@ -64,3 +64,38 @@ def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):
         assert summary["tuned_flags"] == expected
     report = (tmp_path / "reports" / "b1" / "report.md").read_text()
     assert "Tunable share: default 0%, im2col" in report
+
+
+def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monkeypatch):
+    """If the merged tuned build loses the final A/B, nothing ships and the report says why.
+
+    The slowdown is simulated (the first confirmation's tuned times are scaled): on a real
+    machine it happens when per-dispatch gains do not add up, which cannot be provoked on
+    demand; everything else here is real.
+    """
+    import dataclasses
+
+    from tuner import _pipeline
+    from tuner.config import load_config
+
+    real_confirm = _pipeline.confirm
+    calls = []
+
+    def confirm(model, default_flags, winners, *args, **kwargs):
+        result = real_confirm(model, default_flags, winners, *args, **kwargs)
+        calls.append([t.label for t, _ in winners])
+        if len(calls) == 1:  # the tuned build: pretend it kept a winner and lost end to end
+            label = winners[0][0].label if winners else "matmul_64x96x128"
+            return dataclasses.replace(result, kept=[label], tuned_ms=[t * 1.25 for t in result.default_ms])
+        return result
+
+    monkeypatch.setattr(_pipeline, "confirm", confirm)
+    job = load_config(write_job("withdraw", trials=3))
+    result = _pipeline.run_job(job, quiet=True)
+    assert len(calls) == 2 and calls[1] == []  # re-confirmed with nothing
+    summary = result.summary
+    assert summary["withdrawn"]["speedup"] < 1.0
+    assert summary["end_to_end"]["kept"] == []
+    spec = (job.report_dir / "tuning_spec.mlir").read_text()
+    assert "@match_op_0" not in spec
+    assert "Nothing exported: the tuned build" in (job.report_dir / "report.md").read_text()
