@@ -71,8 +71,9 @@ def _tuning_build(base: ModelContext, target_flags: list[str], flag_rows: list[d
     most = max(shares.values())
     if shares.get(chosen, 0.0) >= most - 0.25:
         return chosen, shares, analyses
+    median_ms = {r["name"]: r["median_ms"] for r in flag_rows if r["name"] in shares}
     tunable = [n for n, share in shares.items() if share >= most - 0.05]
-    return min(tunable, key=lambda n: next(r["median_ms"] for r in flag_rows if r["name"] == n)), shares, analyses
+    return min(tunable, key=median_ms.__getitem__), shares, analyses
 
 
 def _make_proposer(job: JobConfig, cache: Cache, storage) -> Proposer:
@@ -249,9 +250,10 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     tuned_kept = list(confirmation.kept)
     export_note = ""
     arbitration = None
-    if flags_alone or (chosen_flags and confirmation.speedup < 1.0):
+    if flags_alone:
         # The tuning build's flags were chosen for tunability, not speed: weigh them (with the
-        # spec) against the fastest flags alone (possibly none) in the same way.
+        # spec) against the fastest flags alone in the same way. (Against no flags at all,
+        # the withdrawal below does the weighing.)
         alone = confirm(dataclasses.replace(base, flags=target_flags + flags_alone), target_flags, [], reference,
                         cache, rounds=job.budget.confirm_rounds)
         arbitration = {"flags": flags_alone, "flags_alone_speedup": alone.speedup, "tuning_flags": chosen_flags,

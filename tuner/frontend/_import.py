@@ -44,17 +44,19 @@ def import_model(model: ModelSpec, cache_dir: pathlib.Path, *, timeout_s: float 
     key = _import_key(model)
     folder = cache_dir / f"{model.format}_{key[:16]}"
     out = folder / "model.mlir"
+    partial = folder / "model.partial.mlir"  # renamed to `out` only when the import succeeded
     if model.format == "torch":
         entry = model.entry or "main"
-        args = [sys.executable, "-m", "tuner.frontend._torch_export", model.factory, str(out), *model.inputs]
+        args = [sys.executable, "-m", "tuner.frontend._torch_export", model.factory, str(partial), *model.inputs]
     else:
         entry = model.entry or _onnx_graph_name(model.path)
-        args = [sys.executable, "-m", "iree.compiler.tools.import_onnx", str(model.path), "-o", str(out)]
+        args = [sys.executable, "-m", "iree.compiler.tools.import_onnx", str(model.path), "-o", str(partial)]
     if out.exists():
         log.info("model import: cached %s", out)
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        _run_importer(args, out, model, timeout_s)
+        _run_importer(args, partial, model, timeout_s)
+        partial.replace(out)
     return ImportedModel(out, entry, ("--iree-input-type=" + ("torch" if model.format == "torch" else "onnx"),))
 
 
@@ -117,22 +119,19 @@ def _onnx_graph_name(path: pathlib.Path) -> str:
         raise FrontendError(f"{path}: not a readable ONNX model: {exc}") from None
 
 
-def _run_importer(args: list[str], out: pathlib.Path, model: ModelSpec, timeout_s: float) -> None:
-    partial = out.with_suffix(".partial.mlir")
-    args = [partial if a == str(out) else a for a in args]
+def _run_importer(args: list[str], partial: pathlib.Path, model: ModelSpec, timeout_s: float) -> None:
     env = dict(os.environ)
     # The child imports `tuner` from the same tree as this process.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(__file__).resolve().parents[2]),
                                                       env.get("PYTHONPATH")]))
     log.info("model import: %s", " ".join(map(str, args)))
     try:
-        proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout_s, env=env)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise FrontendError(f"{model.format} import timed out after {timeout_s:.0f} s") from None
     if proc.returncode != 0 or not partial.exists():
         log.error("import failed:\n%s", proc.stderr)
         raise FrontendError(f"{model.format} import of {model.factory or model.path} failed: {_last_line(proc.stderr)}")
-    partial.replace(out)
 
 
 def _last_line(text: str) -> str:
