@@ -84,19 +84,12 @@ def find_targets(
     return chosen, rows
 
 
-
 def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
     """Fraction of model time spent in dispatches whose root op a spec can match.
 
     Model-level flags can turn tunable ops into ones no spec matches (data tiling turns
-    matmuls into mmt4d ukernel calls); this is how the pipeline notices.
+    matmuls into mmt4d ukernel calls); this is how the pipeline notices. Which dispatch is
+    tunable is `find_targets`' decision: every row it gives a target key.
     """
-    per_call = per_call_ns(timings)
-    total = sum(per_call.values()) or 1.0
-    tunable = 0.0
-    for name, ns in per_call.items():
-        dispatch = dispatches.get(name)
-        root = dispatch.root if dispatch is not None else None
-        if root is not None and root.matcher is not None and not root.known_issue:
-            tunable += ns
-    return tunable / total
+    _targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=len(timings) + 1)
+    return sum(r.share for r in rows if r.target_key is not None)
