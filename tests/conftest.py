@@ -125,4 +125,23 @@ def counted_trials(storage_url: str):
     return out
 
 
-FREE_STATUSES = {None, "constraint", "duplicate", "in_progress", "lost"}
+FREE_STATUSES = {None, "constraint", "duplicate", "in_progress", "over_budget", "lost"}
+
+
+def matmul_setup(tmp_path: pathlib.Path):
+    """The tiny matmul's tuning target and an evaluator on a SQLite study database: (target, url, evaluator)."""
+    from tuner import iree
+    from tuner.dispatches import TuningTarget, read_configured_executables
+    from tuner.evaluation import Cache, Evaluator, ModelContext
+
+    flags = iree.target_flags("host")
+    built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "d.vmfb", flags, configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
+                         if d.root and d.root.family == "matmul"]
+    target = TuningTarget(dispatch.root, (name,), 1.0, 1.0)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    evaluator = Evaluator(ModelContext(DATA / "matmul.mlir", "main",
+                                       iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
+                                       flags, tmp_path / "w"), Cache(url))
+    return target, url, evaluator

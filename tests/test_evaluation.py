@@ -95,3 +95,55 @@ def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     assert 3 <= outcome.trials < 3 + evaluator.compile_workers
     assert set(outcome.statuses) <= {"not_applied", "constraint"}
     assert outcome.best_config is None
+
+
+_MM_CONFIG = dict(
+    pipeline="DoubleTilingExpert",
+    tiles={"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [4, 16, 0],
+           "vector_reduction": [0, 0, 1]},
+)
+
+
+def test_worker_that_claims_after_the_holder_published_does_not_recompile(tmp_path):
+    """Two workers, one config: B's lookup misses while A compiles, A publishes and releases,
+    then B's claim succeeds. B must find A's result, not compile the config again (CI saw this)."""
+    target = _target(DATA / "matmul.mlir", tmp_path, "matmul")
+    worker_a = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
+    config = CompilationConfig.make(_MM_CONFIG["pipeline"], _MM_CONFIG["tiles"], loop_peeling=True)
+
+    class LateCache(Cache):
+        """B's cache: A finishes the whole config right after B's first (missed) lookup."""
+        lookups = 0
+
+        def get(self, key):
+            hit = super().get(key)
+            LateCache.lookups += 1
+            if LateCache.lookups == 1:
+                assert hit is None
+                assert worker_a.evaluate(target, config).status == "ok"
+            return hit
+
+    worker_b = Evaluator(worker_a.model, LateCache(f"sqlite:///{tmp_path / 'cache.db'}"))
+    result = worker_b.evaluate(target, config)
+    assert result.cached and result.status == "ok"
+    assert worker_b.compiles == 0
+    assert worker_a.cache.count("trial") == 1
+    # B's successful claim was given back: a later worker is not told the config is in progress.
+    assert worker_b.cache.claim(worker_b.key(target, config), "someone-else", 3600.0)
+
+
+def test_fresh_result_is_recorded_before_it_is_published(tmp_path):
+    """The study tells the trial from `record`: by then no other worker can see the cached result,
+    so none can count the config as its own trial too."""
+    target = _target(DATA / "matmul.mlir", tmp_path, "matmul")
+    evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
+    config = CompilationConfig.make(_MM_CONFIG["pipeline"], _MM_CONFIG["tiles"], loop_peeling=False)
+    seen = []
+
+    def record(i, result):
+        seen.append((i, result.status, evaluator.lookup(target, config)))
+
+    (result,) = evaluator.evaluate_many(target, [config], record=record)
+    assert seen == [(0, "ok", None)]
+    published = evaluator.lookup(target, config)
+    assert published is not None and published.time_ns == result.time_ns

@@ -7,28 +7,14 @@ import sys
 
 import optuna
 
-from tuner import iree
-from tuner.dispatches import TuningTarget, read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
 from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
 from tuner.search import tune_target
 from tuner.spaces import load_space
 
-from .conftest import DATA
-
-FLAGS = iree.target_flags("host")
-
+from .conftest import DATA, matmul_setup
 
 def test_new_build_study_re_verifies_previous_winners_first(tmp_path):
-    built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "d.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
-    assert built.ok
-    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
-                         if d.root and d.root.family == "matmul"]
-    target = TuningTarget(dispatch.root, (name,), 1.0, 1.0)
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    evaluator = Evaluator(ModelContext(DATA / "matmul.mlir", "main",
-                                       iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
-                                       FLAGS, tmp_path / "w"), Cache(url))
+    target, url, evaluator = matmul_setup(tmp_path)
     space = load_space("matmul")
     request = ProposalRequest(target, space)
     skeletons = HeuristicProposer().propose(request).skeletons

@@ -322,6 +322,7 @@ def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows:
             "default_config": target.root.default_config.to_json() if target.root.default_config else None,
             "winning_config": o.best_config.to_json() if o and o.best_config and status == "tuned" else None,
             "trials": o.trials if o else 0,
+            "compiles": o.compiles if o else 0,  # trial builds of this run (cache hits cost none)
             "trial_statuses": o.statuses if o else {},
             "skeletons": [s.name for s in o.skeletons] if o else [],
             "status": status,
@@ -352,4 +353,5 @@ def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows:
         "storage": job.storage.split("@")[-1] if "@" in job.storage else job.storage,
         "seconds": seconds,
         "compiles": compiles,
+        "trial_compiles": sum(o.compiles for o in outcomes),
     }

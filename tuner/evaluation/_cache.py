@@ -85,6 +85,13 @@ class Cache:
         except sa.exc.IntegrityError:
             pass
 
+    def setdefault(self, key: str, kind: str, label: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Store `payload` unless `key` holds one already; return the stored one (first writer wins)."""
+        self.put(key, kind, label, payload)
+        stored = self.get(key)
+        assert stored is not None
+        return stored
+
     def claim(self, key: str, worker: str, stale_after_s: float) -> bool:
         """Reserve a config for evaluation so no other worker compiles it at the same time.
 

@@ -13,7 +13,7 @@ import os
 import pathlib
 import shutil
 import subprocess
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -148,18 +148,27 @@ class Evaluator:
     def evaluate(self, target: TuningTarget, config: CompilationConfig) -> TrialResult:
         return self.evaluate_many(target, [config])[0]
 
-    def evaluate_many(self, target: TuningTarget, configs: list[CompilationConfig]) -> list[TrialResult]:
-        """Results in the order of `configs`; status `in_progress` when another worker holds one."""
+    def evaluate_many(self, target: TuningTarget, configs: list[CompilationConfig],
+                      record: Callable[[int, TrialResult], None] | None = None) -> list[TrialResult]:
+        """Results in the order of `configs`; status `in_progress` when another worker holds one.
+
+        `record(i, result)` is called for each freshly measured result *before* it enters the
+        shared cache and its claim is released: another worker that then finds it in the
+        cache also finds the trial that owns it (it must not count the config a second time).
+        """
         results: list[TrialResult | None] = [None] * len(configs)
         todo: list[int] = []
         for i, config in enumerate(configs):
             hit = self.lookup(target, config)
-            if hit is not None:
-                results[i] = hit
-            elif self.cache.claim(self.key(target, config), self.worker, self.model.stale_after_s):
-                todo.append(i)
-            else:
-                results[i] = TrialResult("in_progress", error="another worker is evaluating this config", cached=True)
+            if hit is None and self.cache.claim(self.key(target, config), self.worker, self.model.stale_after_s):
+                # The holder may have published and released between our lookup and our claim.
+                hit = self.lookup(target, config)
+                if hit is None:
+                    todo.append(i)
+                    continue
+                self.cache.release(self.key(target, config))
+            results[i] = hit or TrialResult("in_progress", error="another worker is evaluating this config",
+                                            cached=True)
         try:
             workdirs = {i: self.model.workdir / f"trial_{os.getpid()}_{n}" for n, i in enumerate(todo)}
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.compile_workers)) as pool:
@@ -168,6 +177,8 @@ class Evaluator:
             for i in todo:
                 result = compiled[i] if isinstance(compiled[i], TrialResult) else self._measure(
                     target, configs[i], workdirs[i], compiled[i])
+                if record is not None:
+                    record(i, result)
                 self.cache.put(self.key(target, configs[i]), "trial",
                                f"{target.label} {configs[i].canonical()}", result.to_json())
                 self.cache.release(self.key(target, configs[i]))

@@ -19,15 +19,15 @@ import optuna
 from optuna.trial import TrialState
 
 from ..dispatches import TuningTarget
-from ..evaluation import Evaluator, TrialResult, worker_dead
+from ..evaluation import Evaluator, TrialResult, cache_key, worker_dead
 from ..spaces import KnobSpace, Skeleton, loop_names
 from ..spec import CompilationConfig
 
 log = logging.getLogger("schedtune")
 
 # Trial statuses that did not consume budget: rejected before compiling, already measured,
-# held by another worker, or lost with a killed process.
-_FREE = {None, "constraint", "duplicate", "in_progress", "lost"}
+# held by another worker, beyond the budget another worker filled, or lost with a killed process.
+_FREE = {None, "constraint", "duplicate", "in_progress", "over_budget", "lost"}
 UNTUNABLE_AFTER = 3
 UNTAGGED_GRACE_S = 30.0
 WARM_START_TOP = 3
@@ -129,13 +129,19 @@ def tune_target(
         carried = [p for p in previous if p.user_attrs.get("skeletons")]
         if carried:
             skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs["skeletons"]))
+        # Workers starting together may each bring skeletons (an LLM's differ from run to run);
+        # the first to store them fixes the study's search space for all.
+        fixed = evaluator.cache.setdefault(cache_key(kind="study_skeletons", study=study_name), "study",
+                                           study_name, {"skeletons": [s.to_json() for s in skeletons]})
+        skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
         study.set_user_attr("skeletons", json.dumps([s.to_json() for s in skeletons]))
         study.set_user_attr("target", target.label)
         study.set_user_attr("loops", json.dumps({l.role: l.bound for l in target.root.loops}))
         study.set_user_attr("default_ns", target.default_ns)
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):
-                study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}})
+                study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}},
+                                    skip_if_exists=True)
                 break
         for old in carried:
             done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
@@ -149,11 +155,16 @@ def tune_target(
     compiles_before = evaluator.compiles
 
     def finished_count() -> int:
-        """Counted trials plus those in flight elsewhere: two workers must not both take the last slot."""
-        trials_now = study.get_trials(deepcopy=False)
-        running = sum(1 for t in trials_now if t.state == TrialState.RUNNING and t.user_attrs.get("config")
-                      and t.user_attrs.get("worker") != evaluator.worker)
-        return sum(1 for t in trials_now if _counted(t)) + running
+        """Counted trials plus those in flight elsewhere (between batches, none of ours is)."""
+        return sum(1 for t in study.get_trials(deepcopy=False) if _counted(t) or t.state == TrialState.RUNNING)
+
+    def over_budget(number: int) -> bool:
+        """Would trial `number` exceed the budget? Ranked by trial number, which the storage
+        assigns atomically, so two workers racing for the last slot cannot both take it: each
+        sees the other's trial as running, and the later one gives way. A running trial may
+        still turn out free (a duplicate); then the budget is refilled by whoever goes on."""
+        ahead = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+        return sum(1 for t in ahead if _counted(t) or t.state == TrialState.RUNNING) >= trials
 
     def best() -> float | None:
         vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -188,13 +199,26 @@ def tune_target(
                 # TPE re-proposed a config this study already has: reuse it, charge no budget.
                 _tell_duplicate(study, trial, evaluator.lookup(target, config))
                 continue
+            if over_budget(trial.number):
+                trial.set_user_attr("status", "over_budget")
+                study.tell(trial, state=TrialState.FAIL)
+                break
             batch.append((trial, config))
         if not batch:
+            finished = finished_count()
             continue
-        results = evaluator.evaluate_many(target, [c for _, c in batch])
-        # Another worker may have counted one of these configs while we compiled ours.
+        told: set[int] = set()
+
+        def record(i: int, result: TrialResult) -> None:
+            _tell(study, batch[i][0], target, result)
+            told.add(i)
+
+        results = evaluator.evaluate_many(target, [c for _, c in batch], record=record)
+        # A cached result may be another worker's trial, told before it was published.
         seen = _counted_configs(study)
-        for (trial, config), result in zip(batch, results, strict=True):
+        for i, ((trial, config), result) in enumerate(zip(batch, results, strict=True)):
+            if i in told:
+                continue
             if result.cached and config.canonical() in seen:
                 _tell_duplicate(study, trial, result)
                 continue

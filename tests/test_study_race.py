@@ -1,0 +1,59 @@
+"""Workers starting one study together agree on its search space and never exceed its budget."""
+from __future__ import annotations
+
+import optuna
+
+from tuner.evaluation import cache_key
+from tuner.proposers import HeuristicProposer, ProposalRequest
+from tuner.search import tune_target
+from tuner.spaces import load_space
+
+from .conftest import FREE_STATUSES, matmul_setup
+
+
+def _matmul(tmp_path):
+    target, url, evaluator = matmul_setup(tmp_path)
+    space = load_space("matmul")
+    skeletons = HeuristicProposer().propose(ProposalRequest(target, space)).skeletons
+    assert len(skeletons) >= 2
+    return target, url, evaluator, space, skeletons
+
+
+def test_second_worker_adopts_the_first_workers_skeletons(tmp_path):
+    """Worker A fixed the study's skeletons but has not yet written them to the study when
+    worker B (with other skeletons, e.g. from its own LLM call) opens it: B must search A's space,
+    or Optuna's distributions would clash within one study."""
+    target, url, evaluator, space, skeletons = _matmul(tmp_path)
+    first, other = skeletons[:1], skeletons[1:]
+    evaluator.cache.setdefault(cache_key(kind="study_skeletons", study="job:k:b"), "study", "job:k:b",
+                               {"skeletons": [s.to_json() for s in first]})
+    outcome = tune_target(target, space, other, {}, evaluator, storage=url, study_name="job:k:b",
+                          trials=2, sampler="random", seed=0)
+    assert outcome.skeletons == first
+    study = optuna.load_study(study_name="job:k:b", storage=url)
+    assert {t.params["skeleton"] for t in study.trials} == {first[0].name}
+
+
+def test_trial_beyond_a_budget_filled_by_another_worker_is_not_compiled(tmp_path, monkeypatch):
+    """Both workers see one free slot and ask at once; the other's trial got the lower number.
+    Ours must give way (free, not compiled) instead of both filling the last slot."""
+    target, url, evaluator, space, skeletons = _matmul(tmp_path)
+    ask = optuna.Study.ask
+    other_numbers = []
+
+    def ask_racing_another_worker(self, *args, **kwargs):
+        if not other_numbers:
+            other = ask(self)
+            other.set_user_attr("worker", "other-host:1:0")
+            other_numbers.append(other.number)
+        return ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_racing_another_worker)
+    compiles = evaluator.compiles
+    outcome = tune_target(target, space, skeletons, {}, evaluator, storage=url, study_name="job:k:c",
+                          trials=1, sampler="random", seed=0)
+    assert evaluator.compiles == compiles
+    assert outcome.trials == 0
+    study = optuna.load_study(study_name="job:k:c", storage=url)
+    mine = [t for t in study.get_trials() if t.number not in other_numbers]
+    assert mine and [t.user_attrs.get("status") for t in mine] == ["over_budget"]
