@@ -57,3 +57,38 @@ def test_trial_beyond_a_budget_filled_by_another_worker_is_not_compiled(tmp_path
     study = optuna.load_study(study_name="job:k:c", storage=url)
     mine = [t for t in study.get_trials() if t.number not in other_numbers]
     assert mine and [t.user_attrs.get("status") for t in mine] == ["over_budget"]
+
+
+def test_export_waits_for_a_worker_that_goes_on_after_a_free_trial(tmp_path):
+    """The exporting worker must not take a moment with nothing running for the end: another
+    worker whose trial turned out free asks its next one right after (CI saw the exporter mark
+    that fresh trial lost, and the other worker crash on it)."""
+    import threading
+    import time
+
+    from tuner.search import settle
+
+    target, url, evaluator, space, skeletons = _matmul(tmp_path)
+    outcome = tune_target(target, space, skeletons, {}, evaluator, storage=url, study_name="job:k:d",
+                          trials=0, sampler="random", seed=0)
+    study = optuna.load_study(study_name="job:k:d", storage=url)
+    first = study.ask()
+    first.set_user_attr("worker", "other-host:1")
+
+    def other_worker():
+        time.sleep(1.0)
+        first.set_user_attr("status", "duplicate")
+        study.tell(first, state=optuna.trial.TrialState.FAIL)
+        time.sleep(0.3)  # its next proposal
+        second = study.ask()
+        second.set_user_attr("worker", "other-host:1")
+        second.set_user_attr("config", target.root.default_config.canonical())
+        time.sleep(1.0)  # compiling
+        second.set_user_attr("status", "ok")
+        study.tell(second, 1000.0)
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    settled = settle(outcome, optuna.storages.RDBStorage(url), timeout_s=60.0)
+    thread.join()
+    assert settled.trials == 1 and settled.statuses.get("lost", 0) == 0

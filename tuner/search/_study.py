@@ -8,6 +8,7 @@ the shared cache, so none is compiled twice.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -19,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..dispatches import TuningTarget
-from ..evaluation import Evaluator, TrialResult, cache_key, worker_dead
+from ..evaluation import Evaluator, TrialResult, cache_key, worker_dead, worker_id
 from ..spaces import KnobSpace, Skeleton, loop_names
 from ..spec import CompilationConfig
 
@@ -31,6 +32,8 @@ _FREE = {None, "constraint", "duplicate", "in_progress", "over_budget", "lost"}
 UNTUNABLE_AFTER = 3
 UNTAGGED_GRACE_S = 30.0
 WARM_START_TOP = 3
+SETTLE_QUIET_S = 2.0
+_STARTED = datetime.datetime.now()
 
 
 @dataclasses.dataclass
@@ -183,27 +186,28 @@ def tune_target(
         while len(batch) < min(batch_size, trials - finished) and attempts < 6 * trials:
             attempts += 1
             trial = study.ask()
-            trial.set_user_attr("worker", evaluator.worker)
-            name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
-            skeleton = by_name[name]
-            values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
-            config = skeleton.config(values, loops)
-            trial.set_user_attr("config", config.canonical())
-            violations = space.check_config(config, target.root)
-            if violations:
-                trial.set_user_attr("status", "constraint")
-                trial.set_user_attr("error", "; ".join(violations))
-                study.tell(trial, state=TrialState.FAIL)
-                continue
-            if config.canonical() in seen or any(c == config for _, c in batch):
-                # TPE re-proposed a config this study already has: reuse it, charge no budget.
-                _tell_duplicate(study, trial, evaluator.lookup(target, config))
-                continue
-            if over_budget(trial.number):
-                trial.set_user_attr("status", "over_budget")
-                study.tell(trial, state=TrialState.FAIL)
-                break
-            batch.append((trial, config))
+            with _taken_over_ok(trial):
+                trial.set_user_attr("worker", evaluator.worker)
+                name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
+                skeleton = by_name[name]
+                values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
+                config = skeleton.config(values, loops)
+                trial.set_user_attr("config", config.canonical())
+                violations = space.check_config(config, target.root)
+                if violations:
+                    trial.set_user_attr("status", "constraint")
+                    trial.set_user_attr("error", "; ".join(violations))
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                if config.canonical() in seen or any(c == config for _, c in batch):
+                    # TPE re-proposed a config this study already has: reuse it, charge no budget.
+                    _tell_duplicate(study, trial, evaluator.lookup(target, config))
+                    continue
+                if over_budget(trial.number):
+                    trial.set_user_attr("status", "over_budget")
+                    study.tell(trial, state=TrialState.FAIL)
+                    break
+                batch.append((trial, config))
         if not batch:
             finished = finished_count()
             continue
@@ -236,16 +240,34 @@ def _counted_configs(study: optuna.Study) -> set[str]:
     return {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
 
 
+@contextlib.contextmanager
+def _taken_over_ok(trial: optuna.Trial):
+    """Another worker marked this trial lost (it thought our process dead): drop it, go on.
+
+    Its result, if any, still reaches the shared cache, so nothing measured is lost.
+    """
+    try:
+        yield
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("trial %d was marked lost by another worker; continuing", trial.number)
+
+
 def _tell_duplicate(study: optuna.Study, trial: optuna.Trial, known: TrialResult | None) -> None:
     """A config the study already counted: give TPE its known value, charge no budget."""
-    trial.set_user_attr("status", "duplicate")
-    if known is not None and known.status == "ok" and known.time_ns is not None:
-        study.tell(trial, known.time_ns)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
+    with _taken_over_ok(trial):
+        trial.set_user_attr("status", "duplicate")
+        if known is not None and known.status == "ok" and known.time_ns is not None:
+            study.tell(trial, known.time_ns)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
+    with _taken_over_ok(trial):
+        _tell_result(study, trial, target, result)
+
+
+def _tell_result(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
     trial.set_user_attr("status", result.status)
     trial.set_user_attr("cached", result.cached)
     if result.error:
@@ -299,9 +321,23 @@ def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout
     recovered as lost after the timeout instead of blocking the export forever.
     """
     study = optuna.load_study(study_name=outcome.study_name, storage=storage)
+    me = worker_id()
+    if not any(t.user_attrs.get("worker") not in (None, me) and (t.datetime_start or _STARTED) >= _STARTED
+               for t in study.get_trials(deepcopy=False)):  # nobody else worked this study during our run
+        return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
     deadline = time.monotonic() + timeout_s
-    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() < deadline:
-        recover_lost_trials(study, timeout_s)
-        time.sleep(1.0)
-    recover_lost_trials(study, 0.0)
+    quiet_since = None
+    # Wait for a quiet spell, not just a moment without running trials: a worker whose trial
+    # turned out free (a duplicate) asks its next one right after.
+    while time.monotonic() < deadline:
+        if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            quiet_since = None
+            recover_lost_trials(study, timeout_s)
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+            break
+        time.sleep(0.5)
+    else:
+        recover_lost_trials(study, 0.0)  # waited the full timeout: whoever still runs is gone
     return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
