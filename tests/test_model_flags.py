@@ -102,3 +102,20 @@ def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monk
     spec = (job.report_dir / "tuning_spec.mlir").read_text()
     assert "@match_op_0" not in spec
     assert "Nothing exported: the tuned build" in (job.report_dir / "report.md").read_text()
+
+
+def test_tuning_build_prefers_tunable_time_over_a_flag_sets_own_gain():
+    """Shares and medians as measured on the suite (2026-11-24)."""
+    from tuner.search import tuning_build
+
+    # CNN: im2col is fastest alone (1.20x) but leaves 22 points less time tunable.
+    assert tuning_build({"default": 0.98, "im2col": 0.76, "channels-last": 0.98},
+                        {"default": 13.04, "im2col": 10.89, "channels-last": 13.15}, "im2col") == "default"
+    # Equally tunable sets: the fastest of them (MobileNet: channels-last).
+    assert tuning_build({"default": 0.99, "channels-last": 0.99}, {"default": 5.2, "channels-last": 4.1},
+                        "channels-last") == "channels-last"
+    # Batch-1 convs: only im2col makes them tunable.
+    assert tuning_build({"default": 0.11, "im2col": 0.73}, {"default": 9.0, "im2col": 8.0}, "default") == "im2col"
+    # MLP: mmt4d ukernels are fastest but nothing is tunable under them.
+    assert tuning_build({"default": 1.0, "data-tiling+ukernels": 0.0}, {"default": 4.0, "data-tiling+ukernels": 3.1},
+                        "data-tiling+ukernels") == "default"

@@ -15,13 +15,13 @@ import optuna
 from . import iree
 from .config import JobConfig
 from .dispatches import DispatchRow, TuningTarget, find_targets, read_configured_executables, tunable_share
-from .evaluation import Cache, Evaluator, ModelContext, schema_lock
+from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
 from .export import Confirmation, confirm, write_exports
 from .frontend import import_model
 from .proposers import HeuristicProposer, ProposalRequest, Proposer, default_values
 from .report import write_report
-from .search import TargetOutcome, choose_flags, settle, tune_target
-from .spaces import flag_candidates, load_space
+from .search import TargetOutcome, choose_flags, settle, tune_target, tuning_build
+from .spaces import flag_candidates, load_space, loop_bounds
 
 log = logging.getLogger("schedtune")
 
@@ -56,8 +56,7 @@ def _analyze(model: ModelContext, cache: Cache) -> tuple[dict, dict[str, iree.Di
 
 def _tuning_build(base: ModelContext, target_flags: list[str], flag_rows: list[dict], chosen: str,
                   default_analysis, cache: Cache) -> tuple[str, dict[str, float], dict[str, tuple]]:
-    """The flag candidate to tune under: the fastest one unless another leaves clearly more
-    of the model's time to ops a spec can tune (then the fastest of those)."""
+    """Analyse every flag candidate's build and pick the one to tune under (`tuning_build`)."""
     shares: dict[str, float] = {}
     analyses: dict[str, tuple] = {}
     for row in flag_rows:
@@ -68,12 +67,8 @@ def _tuning_build(base: ModelContext, target_flags: list[str], flag_rows: list[d
         else:
             analyses[row["name"]] = default_analysis
         shares[row["name"]] = tunable_share(*analyses[row["name"]])
-    most = max(shares.values())
-    if shares.get(chosen, 0.0) >= most - 0.25:
-        return chosen, shares, analyses
     median_ms = {r["name"]: r["median_ms"] for r in flag_rows if r["name"] in shares}
-    tunable = [n for n, share in shares.items() if share >= most - 0.05]
-    return min(tunable, key=median_ms.__getitem__), shares, analyses
+    return tuning_build(shares, median_ms, chosen), shares, analyses
 
 
 def _make_proposer(job: JobConfig, cache: Cache, storage) -> Proposer:
@@ -133,6 +128,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
             search_only: bool = False) -> JobResult:
     start = time.monotonic()
     compiles_at_start = iree.compiles_so_far()
+    busy_warnings = _busy_check([], "at the start")
     limit = max_minutes if max_minutes is not None else job.budget.max_minutes
     deadline = start + 60 * limit if limit is not None else None
     report_dir = job.report_dir
@@ -240,6 +236,7 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     outcomes = [settle(o, storage, model.stale_after_s) for o in outcomes]
 
     # Stage: export + confirmation in the full model.
+    _busy_check(busy_warnings, "before the confirmation")
     winners = [
         (o.target, o.best_config) for o in outcomes
         if o.best_config is not None and o.best_ns is not None
@@ -277,12 +274,22 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     summary = _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows, targets, outcomes,
                        skipped, confirmation, not_exported, time.monotonic() - start, iree.compiles_so_far() - compiles_at_start)
     summary["flag_arbitration"] = arbitration
+    summary["busy_warnings"] = busy_warnings
     summary["withdrawn"] = withdrawn
     if llm_stats is not None:
         summary["llm"] = llm_stats
     write_report(report_dir, summary)
     cache.dispose()
     return JobResult(report_dir, summary, summary["compiles"])
+
+
+def _busy_check(warnings: list[str], stage: str) -> list[str]:
+    """Note (and log) when other processes load the machine: every timing would be noise."""
+    warning = busy_warning(stage, window_s=0.5)
+    if warning:
+        log.warning(warning)
+        warnings.append(warning)
+    return warnings
 
 
 def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows: list[DispatchRow],
@@ -311,7 +318,7 @@ def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows:
             "dispatches": list(target.dispatches),
             "op_kind": target.root.family,
             "op_name": target.root.op_name,
-            "loops": {l.role: l.bound for l in target.root.loops},
+            "loops": loop_bounds(target.root),
             "element_types": list(target.root.element_types),
             "share": target.share,
             "default_ns": target.default_ns,

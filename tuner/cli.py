@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{job.name}: search done ({result.compiles} compiles); trials per target: {result.summary['trials']}")
         return 0
     e2e = result.summary["end_to_end"]
+    for warning in result.summary.get("busy_warnings") or []:
+        print(f"tune: warning: {warning}", file=sys.stderr)
     print(
         f"{job.name}: {e2e['speedup']:.2f}x end to end ({e2e['default_median_ms']:.2f} -> {e2e['tuned_median_ms']:.2f} ms), "
         f"{result.compiles} compiles, {result.summary['seconds']:.0f} s; report: {result.report_dir / 'report.md'}"

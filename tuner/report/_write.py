@@ -24,6 +24,8 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
             f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x).",
             "",
         ]
+    for warning in summary.get("busy_warnings") or []:
+        lines += [f"**Warning**: {warning}.", ""]
     withdrawn = summary.get("withdrawn")
     if withdrawn:
         lines += [f"Nothing exported: the tuned build ({', '.join(withdrawn['kept']) or 'no dispatch configs'}"

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from ..dispatches import TuningTarget
 from ..evaluation import Evaluator, TrialResult, cache_key, worker_dead, worker_id
-from ..spaces import KnobSpace, Skeleton, loop_names
+from ..spaces import KnobSpace, Skeleton, loop_bounds, loop_names
 from ..spec import CompilationConfig
 
 log = logging.getLogger("schedtune")
@@ -139,7 +139,7 @@ def tune_target(
         skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
         study.set_user_attr("skeletons", json.dumps([s.to_json() for s in skeletons]))
         study.set_user_attr("target", target.label)
-        study.set_user_attr("loops", json.dumps({l.role: l.bound for l in target.root.loops}))
+        study.set_user_attr("loops", json.dumps(loop_bounds(target.root)))
         study.set_user_attr("default_ns", target.default_ns)
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):

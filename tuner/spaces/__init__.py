@@ -7,6 +7,7 @@ from ._space import (
     SpaceError,
     flag_candidates,
     load_space,
+    loop_bounds,
     loop_names,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "SpaceError",
     "flag_candidates",
     "load_space",
+    "loop_bounds",
     "loop_names",
 ]

@@ -31,6 +31,11 @@ def loop_names(root: RootOp) -> list[str]:
     return [r if roles.count(r) == 1 else f"{r}{i}" for i, r in enumerate(roles)]
 
 
+def loop_bounds(root: RootOp) -> dict[str, int]:
+    """Trip count per loop, keyed by `loop_names` (a role that repeats keeps every loop)."""
+    return dict(zip(loop_names(root), (l.bound for l in root.loops)))
+
+
 def _role(name: str) -> str:
     return name.rstrip("0123456789") or name
 

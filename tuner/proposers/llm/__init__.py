@@ -19,7 +19,7 @@ from typing import Any
 from ...config import ProposerSpec
 from ...evaluation import Cache
 from ...knowledge import retrieve_notes, similar_results
-from ...spaces import Skeleton, loop_names
+from ...spaces import Skeleton, loop_bounds, loop_names
 from .._base import Proposal, ProposalRequest
 from .._heuristic import HeuristicProposer
 from ._client import LLMClient
@@ -144,7 +144,7 @@ class LLMProposer:
         notes = retrieve_notes(terms, k=2, exclude_tags={"flags"})  # flags are model-level, not per dispatch
         past = []
         if self.storage is not None:
-            loops = {l.role: l.bound for l in target.root.loops}
+            loops = loop_bounds(target.root)
             past = similar_results(self.storage, target.root.family, loops, k=2)
         messages = build_messages(target, space, request.cpu_features, notes, past, self.max_skeletons)
         record.prompt_chars = sum(len(m["content"]) for m in messages)
