@@ -128,20 +128,26 @@ def counted_trials(storage_url: str):
 FREE_STATUSES = {None, "constraint", "duplicate", "in_progress", "over_budget", "lost"}
 
 
+def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str):
+    """The one tuning target of `family` in `model`, from a real default build."""
+    from tuner import iree
+    from tuner.dispatches import TuningTarget, read_configured_executables
+
+    built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
+                         if d.root and d.root.family == family]
+    return TuningTarget(dispatch.root, (name,), 1.0, 1.0)
+
+
 def matmul_setup(tmp_path: pathlib.Path):
     """The tiny matmul's tuning target and an evaluator on a SQLite study database: (target, url, evaluator)."""
     from tuner import iree
-    from tuner.dispatches import TuningTarget, read_configured_executables
     from tuner.evaluation import Cache, Evaluator, ModelContext
 
-    flags = iree.target_flags("host")
-    built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "d.vmfb", flags, configs_dir=tmp_path / "cfg")
-    assert built.ok, built.error
-    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
-                         if d.root and d.root.family == "matmul"]
-    target = TuningTarget(dispatch.root, (name,), 1.0, 1.0)
+    target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     url = f"sqlite:///{tmp_path / 's.db'}"
     evaluator = Evaluator(ModelContext(DATA / "matmul.mlir", "main",
                                        iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
-                                       flags, tmp_path / "w"), Cache(url))
+                                       iree.target_flags("host"), tmp_path / "w"), Cache(url))
     return target, url, evaluator

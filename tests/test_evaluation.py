@@ -4,21 +4,12 @@ from __future__ import annotations
 import pytest
 
 from tuner import iree
-from tuner.dispatches import TuningTarget, read_configured_executables
 from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
 from tuner.spec import CompilationConfig
 
-from .conftest import DATA
+from .conftest import DATA, target_of
 
 FLAGS = iree.target_flags("host")
-
-
-def _target(model, tmp_path, family):
-    built = iree.compile_model(model, tmp_path / "d.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
-    assert built.ok, built.error
-    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
-                         if d.root and d.root.family == family]
-    return TuningTarget(dispatch.root, (name,), 1.0, 1.0)
 
 
 def _evaluator(model, inputs, tmp_path):
@@ -28,7 +19,7 @@ def _evaluator(model, inputs, tmp_path):
 
 
 def test_cache_hit_costs_no_compile(tmp_path):
-    target = _target(DATA / "matmul.mlir", tmp_path, "matmul")
+    target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
     config = CompilationConfig.make(
         "DoubleTilingExpert",
@@ -50,7 +41,7 @@ def test_cache_hit_costs_no_compile(tmp_path):
 
 def test_batch1_conv_config_not_applied_is_detected(tmp_path):
     """IREE drops a spec's config on batch-1 convs; the tuner must say so, not report a speed-up."""
-    target = _target(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
+    target = target_of(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
     evaluator = _evaluator(DATA / "conv_batch1.mlir", ("1x18x18x16xf32", "3x3x16x32xf32"), tmp_path)
     loops = [l.role for l in target.root.loops]
     tiles = {
@@ -83,7 +74,7 @@ def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     from tuner.search import tune_target
     from tuner.spaces import load_space
 
-    target = _target(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
+    target = target_of(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
     evaluator = _evaluator(DATA / "conv_batch1.mlir", ("1x18x18x16xf32", "3x3x16x32xf32"), tmp_path)
     space = load_space("conv2d")
     request = ProposalRequest(target, space)
@@ -107,7 +98,7 @@ _MM_CONFIG = dict(
 def test_worker_that_claims_after_the_holder_published_does_not_recompile(tmp_path):
     """Two workers, one config: B's lookup misses while A compiles, A publishes and releases,
     then B's claim succeeds. B must find A's result, not compile the config again (CI saw this)."""
-    target = _target(DATA / "matmul.mlir", tmp_path, "matmul")
+    target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     worker_a = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
     config = CompilationConfig.make(_MM_CONFIG["pipeline"], _MM_CONFIG["tiles"], loop_peeling=True)
 
@@ -135,7 +126,7 @@ def test_worker_that_claims_after_the_holder_published_does_not_recompile(tmp_pa
 def test_fresh_result_is_recorded_before_it_is_published(tmp_path):
     """The study tells the trial from `record`: by then no other worker can see the cached result,
     so none can count the config as its own trial too."""
-    target = _target(DATA / "matmul.mlir", tmp_path, "matmul")
+    target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
     config = CompilationConfig.make(_MM_CONFIG["pipeline"], _MM_CONFIG["tiles"], loop_peeling=False)
     seen = []
