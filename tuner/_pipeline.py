@@ -128,7 +128,8 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
             search_only: bool = False) -> JobResult:
     start = time.monotonic()
     compiles_at_start = iree.compiles_so_far()
-    busy_warnings = _busy_check([], "at the start")
+    busy_warnings: list[str] = []
+    _busy_check(busy_warnings, "at the start")
     limit = max_minutes if max_minutes is not None else job.budget.max_minutes
     deadline = start + 60 * limit if limit is not None else None
     report_dir = job.report_dir
@@ -283,13 +284,12 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     return JobResult(report_dir, summary, summary["compiles"])
 
 
-def _busy_check(warnings: list[str], stage: str) -> list[str]:
+def _busy_check(warnings: list[str], stage: str) -> None:
     """Note (and log) when other processes load the machine: every timing would be noise."""
     warning = busy_warning(stage, window_s=0.5)
     if warning:
         log.warning(warning)
         warnings.append(warning)
-    return warnings
 
 
 def _summary(job, imported, inputs, target_flags, chosen_flags, flag_rows, rows: list[DispatchRow],

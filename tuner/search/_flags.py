@@ -84,8 +84,9 @@ def tuning_build(shares: dict[str, float], median_ms: dict[str, float], fastest:
 
     Tunable time is where a search can gain (3x3 convs: 2.6-3.6x per dispatch here), while a
     flag set's own gain is fixed and rarely as large: on the CNN and ResNet, im2col alone
-    measured 1.20x and 1.38x, but leaves 22 points less time tunable (its copies cannot be
-    tuned), and tuning under it gave 1.24x / 1.43x against 2.6-2.9x under the default flags.
+    measured 1.20x and 1.34x, but leaves 22-23 points less time tunable (its copies cannot
+    be tuned), and tuning under it gave 1.24x / 1.43x against 2.89x / 3.11x under the default
+    (CNN) and channels-last (ResNet) flags.
     The fastest flags alone are weighed against the tuned build at the export either way.
     """
     most = max(shares.values())

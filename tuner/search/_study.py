@@ -157,17 +157,21 @@ def tune_target(
     loops = loop_names(target.root)
     compiles_before = evaluator.compiles
 
+    def slots_taken(below: int | None = None) -> int:
+        """Budget slots held by counted or running trials (numbered below `below`, if given)."""
+        return sum(1 for t in study.get_trials(deepcopy=False)
+                   if (below is None or t.number < below) and (_counted(t) or t.state == TrialState.RUNNING))
+
     def finished_count() -> int:
         """Counted trials plus those in flight elsewhere (between batches, none of ours is)."""
-        return sum(1 for t in study.get_trials(deepcopy=False) if _counted(t) or t.state == TrialState.RUNNING)
+        return slots_taken()
 
     def over_budget(number: int) -> bool:
         """Would trial `number` exceed the budget? Ranked by trial number, which the storage
         assigns atomically, so two workers racing for the last slot cannot both take it: each
         sees the other's trial as running, and the later one gives way. A running trial may
         still turn out free (a duplicate); then the budget is refilled by whoever goes on."""
-        ahead = [t for t in study.get_trials(deepcopy=False) if t.number < number]
-        return sum(1 for t in ahead if _counted(t) or t.state == TrialState.RUNNING) >= trials
+        return slots_taken(below=number) >= trials
 
     def best() -> float | None:
         vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
