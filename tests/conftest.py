@@ -133,11 +133,12 @@ def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str):
     from tuner import iree
     from tuner.dispatches import TuningTarget, read_configured_executables
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
     assert built.ok, built.error
     (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
                          if d.root and d.root.family == family]
-    return TuningTarget(dispatch.root, (name,), 1.0, 1.0)
+    return TuningTarget(dispatch.root, (name,), 1.0, 1.0, (dispatch.source_hash,))
 
 
 def matmul_setup(tmp_path: pathlib.Path):
@@ -151,3 +152,29 @@ def matmul_setup(tmp_path: pathlib.Path):
                                        iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
                                        iree.target_flags("host"), tmp_path / "w"), Cache(url))
     return target, url, evaluator
+
+
+def check_exported_spec(report_dir: pathlib.Path) -> str:
+    """The exported spec is what the summary says ships: it parses with iree-opt, holds one
+    matcher per kept target with that target's winning config, and nothing else."""
+    import json
+
+    from tuner import iree
+    from tuner.spec import CompilationConfig
+
+    summary = json.loads((report_dir / "summary.json").read_text())
+    spec = (report_dir / "tuning_spec.mlir").read_text()
+    parsed = subprocess.run([iree.tool("iree-opt"), str(report_dir / "tuning_spec.mlir")],
+                            capture_output=True, text=True, timeout=120)
+    assert parsed.returncode == 0, parsed.stderr
+    kept = summary["end_to_end"]["kept"]
+    assert spec.count("transform.named_sequence @match_op_") == len(kept)
+    assert "@__kernel_config" in spec
+    tuned = [d for d in summary["dispatches"] if d["status"] == "tuned"]
+    assert sorted(d["label"] for d in tuned) == sorted(kept)
+    for row in tuned:
+        config = CompilationConfig.from_json(row["winning_config"])
+        assert config.lowering_config_attr() in spec
+    flags = (report_dir / "compile_flags.txt").read_text().split()
+    assert flags == summary["tuned_flags"]
+    return spec

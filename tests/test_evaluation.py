@@ -1,8 +1,6 @@
 """Evaluation against the real compiler: cache hits, not-applied detection, wrong results."""
 from __future__ import annotations
 
-import pytest
-
 from tuner import iree
 from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
 from tuner.spec import CompilationConfig
@@ -70,7 +68,7 @@ def test_outputs_match_tolerates_reassociation_only():
 
 def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     """The search stops after a few not-applied trials and says why, instead of spending the budget."""
-    from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
+    from tuner.proposers import HeuristicProposer, ProposalRequest
     from tuner.search import tune_target
     from tuner.spaces import load_space
 

@@ -13,7 +13,7 @@ from tuner import iree
 from tuner.config import ConfigError, ModelSpec, load_config
 from tuner.frontend import FrontendError, import_model
 
-from .conftest import DATA, REPO, run_tune
+from .conftest import DATA, REPO, check_exported_spec, run_tune
 
 TINY = DATA / "tiny_models.py"
 
@@ -198,7 +198,7 @@ def test_tune_a_torch_model_end_to_end(torch_job):
     _config, report, (first, second) = torch_job
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert "transform.named_sequence @__kernel_config" in (report / "tuning_spec.mlir").read_text()
+    check_exported_spec(report)
     log = (report / "tune.log").read_text()
     assert log.count("model import: /") == 1  # exported once ...
     assert log.count("model import: cached") == 1  # ... and read back by the second run

@@ -21,7 +21,7 @@ from tuner.proposers.llm._client import LLMClient
 from tuner.proposers.llm._local import MODEL_ALIAS, LocalServer
 from tuner.spaces import load_space
 
-from .conftest import DATA
+from .conftest import DATA, check_exported_spec
 
 FLAGS = iree.target_flags("host")
 
@@ -80,7 +80,11 @@ def test_tune_with_the_local_model_end_to_end(tmp_path):
     summary = json.loads((report / "summary.json").read_text())
     assert summary["llm"]["model"] == MODEL_ALIAS
     assert summary["llm"]["dispatches"] == 1
-    assert (report / "tuning_spec.mlir").exists() and (report / "llm_calls.jsonl").exists()
+    assert summary["llm"]["fallbacks"] == 0 and summary["proposer_fallbacks"] == {}  # the LLM really proposed
+    assert "heuristic proposals used" not in proc.stderr
+    assert summary["llm"]["valid_after_repair"] >= 1
+    check_exported_spec(report)
+    assert (report / "llm_calls.jsonl").read_text().strip()
     assert _servers() == servers_before  # the job's server was stopped with the job
 
 

@@ -11,7 +11,8 @@ from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
 from tuner.search import tune_target
 from tuner.spaces import load_space
 
-from .conftest import DATA, matmul_setup
+from .conftest import DATA, check_exported_spec, matmul_setup
+
 
 def test_new_build_study_re_verifies_previous_winners_first(tmp_path):
     target, url, evaluator = matmul_setup(tmp_path)
@@ -46,5 +47,5 @@ def test_max_minutes_ends_search_and_still_exports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "reports" / "short" / "summary.json").read_text())
     assert summary["dispatches"][0]["trials"] < 50
-    assert (tmp_path / "reports" / "short" / "tuning_spec.mlir").exists()
+    check_exported_spec(tmp_path / "reports" / "short")
     assert summary["end_to_end"]["rounds"] == 2

@@ -10,7 +10,7 @@ import time
 
 import optuna
 
-from .conftest import DATA, FREE_STATUSES, counted_trials
+from .conftest import DATA, FREE_STATUSES, check_exported_spec, counted_trials
 
 
 def _counted(url):
@@ -28,11 +28,13 @@ def test_kill_9_then_resume(tmp_path):
     )
     url = f"sqlite:///{tmp_path / 'reports' / 'resume' / 'study.db'}"
     cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
-    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
     # Wait (bounded) until some trials are finished, then kill mid-search.
     for _ in range(600):
         time.sleep(0.5)
-        assert job.poll() is None, "the job finished before it could be killed"
+        assert job.poll() is None, f"the job finished before it could be killed: {errors.read_text()[-2000:]}"
         try:
             if len(_counted(url)) >= 2:
                 break
@@ -52,4 +54,4 @@ def test_kill_9_then_resume(tmp_path):
     assert not [t for _, t in counted_trials(url) if t.state == optuna.trial.TrialState.RUNNING]
     summary = json.loads((tmp_path / "reports" / "resume" / "summary.json").read_text())
     assert summary["dispatches"][0]["trials"] == 8
-    assert (tmp_path / "reports" / "resume" / "tuning_spec.mlir").exists()
+    check_exported_spec(tmp_path / "reports" / "resume")

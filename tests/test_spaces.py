@@ -4,9 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tuner import iree
-from tuner.dispatches import read_configured_executables
+from tuner.dispatches import TuningTarget, read_configured_executables
 from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.dispatches import TuningTarget
 from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
 from tuner.search import tune_target
 from tuner.spaces import Skeleton, load_space, loop_names

@@ -8,7 +8,7 @@ from tuner.proposers import HeuristicProposer, ProposalRequest
 from tuner.search import tune_target
 from tuner.spaces import load_space
 
-from .conftest import FREE_STATUSES, matmul_setup
+from .conftest import matmul_setup
 
 
 def _matmul(tmp_path):

@@ -12,9 +12,7 @@ import sqlalchemy as sa
 from tuner import iree
 from tuner.config import load_config
 
-from .conftest import DATA, FREE_STATUSES, run_tune
-
-
+from .conftest import DATA, FREE_STATUSES, check_exported_spec, run_tune
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +41,7 @@ def test_report_files_and_summary(tuned):
     for name in ("tuning_spec.mlir", "compile_flags.txt", "summary.json", "report.md"):
         assert (job.report_dir / name).exists(), name
     assert "end to end" in first.stdout
+    check_exported_spec(job.report_dir)
     assert summary["compiler_version"] == iree.compiler_version()
     assert summary["entry"] == "main" and summary["inputs"] == ["64x128xf32", "128x96xf32"]
     (row,) = summary["dispatches"]
@@ -54,7 +53,10 @@ def test_report_files_and_summary(tuned):
     assert e2e["rounds"] == 3 and len(e2e["default_ms"]) == 3 and len(e2e["tuned_ms"]) == 3
     assert e2e["max_error"] < 1e-3
     report = (job.report_dir / "report.md").read_text()
-    assert "End to end" in report and "matmul_64x96x128" in report
+    headline = report.splitlines()[2]
+    # The headline says what ships: the tuned config if one was kept, else that nothing was.
+    assert headline.startswith("**Exported: 1 tuned dispatch" if e2e["kept"] else "**Nothing exported**")
+    assert "matmul_64x96x128" in report
 
 
 def test_exported_spec_works_with_plain_iree_compile(tuned, tmp_path):

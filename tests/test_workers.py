@@ -8,7 +8,7 @@ import sys
 import optuna
 import sqlalchemy as sa
 
-from .conftest import DATA, FREE_STATUSES, counted_trials
+from .conftest import DATA, FREE_STATUSES, check_exported_spec, counted_trials
 
 
 def test_two_workers_share_one_study(tmp_path, postgres_url):
@@ -52,5 +52,5 @@ def test_two_workers_share_one_study(tmp_path, postgres_url):
     # One export, by the main worker, covering both workers' trials.
     summary = json.loads((tmp_path / "a" / "shared" / "summary.json").read_text())
     assert summary["dispatches"][0]["trials"] == 8
-    assert (tmp_path / "a" / "shared" / "tuning_spec.mlir").exists()
+    check_exported_spec(tmp_path / "a" / "shared")
     assert not (tmp_path / "b" / "shared" / "tuning_spec.mlir").exists()

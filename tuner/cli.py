@@ -5,7 +5,8 @@ import argparse
 import logging
 import sys
 
-from .config import ConfigError, load_config
+from .config import load_config
+from .errors import ConfigError, SchedtuneError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         job = load_config(args.config, output_override=args.output)
     except ConfigError as exc:
         print(f"tune: config error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     try:
         job.report_dir.mkdir(parents=True, exist_ok=True)
         (job.report_dir / ".write_test").touch()
@@ -41,27 +42,24 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from . import iree
     from ._pipeline import run_job
-    from .frontend import FrontendError
 
+    log = logging.getLogger("schedtune")
     try:
         result = run_job(job, quiet=args.quiet, max_minutes=args.max_minutes, search_only=args.search_only)
-    except ConfigError as exc:
-        print(f"tune: config error: {exc}", file=sys.stderr)
-        return 2
+    except SchedtuneError as exc:
+        prefix = "config error: " if isinstance(exc, ConfigError) else ""
+        print(f"tune: {prefix}{(str(exc).splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
+        log.exception("job failed")
+        return exc.exit_code
     except sqlalchemy.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         print(f"tune: storage {job.storage.split('@')[-1]} unusable: {reason}", file=sys.stderr)
-        logging.getLogger("schedtune").exception("storage failed")
+        log.exception("storage failed")
         return 1
     except OSError as exc:
         print(f"tune: {exc.strerror or exc} ({exc.filename or 'I/O'}); finished trials are saved", file=sys.stderr)
-        logging.getLogger("schedtune").exception("I/O failed")
-        return 1
-    except (iree.ToolError, FrontendError) as exc:
-        print(f"tune: {str(exc).splitlines()[0]}", file=sys.stderr)
-        logging.getLogger("schedtune").exception("job failed")
+        log.exception("I/O failed")
         return 1
     except KeyboardInterrupt:
         print("tune: interrupted; finished trials are saved, run the same command to resume", file=sys.stderr)
@@ -69,13 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.search_only:
         print(f"{job.name}: search done ({result.compiles} compiles); trials per target: {result.summary['trials']}")
         return 0
-    e2e = result.summary["end_to_end"]
-    for warning in result.summary.get("busy_warnings") or []:
+    summary = result.summary
+    for warning in summary.get("busy_warnings") or []:
         print(f"tune: warning: {warning}", file=sys.stderr)
-    print(
-        f"{job.name}: {e2e['speedup']:.2f}x end to end ({e2e['default_median_ms']:.2f} -> {e2e['tuned_median_ms']:.2f} ms), "
-        f"{result.compiles} compiles, {result.summary['seconds']:.0f} s; report: {result.report_dir / 'report.md'}"
-    )
+    for label, why in (summary.get("proposer_fallbacks") or {}).items():
+        print(f"tune: warning: {label}: the {job.proposer.kind} proposer failed ({why}); heuristic proposals used",
+              file=sys.stderr)
+    from .report._write import headline
+
+    plain = headline(summary).replace("**", "").replace("`", "")
+    print(f"{job.name}: {plain} {result.compiles} compiles, {summary['seconds']:.0f} s; "
+          f"report: {result.report_dir / 'report.md'}")
     return 0
 
 

@@ -11,9 +11,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(Exception):
-    """A problem in the job config: one line, naming the key."""
+from ..errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,18 @@
 """Dispatch stage: which dispatches a model has, their root ops, and their share of the time."""
+from ._analysis import Analysis, analyze_model
 from ._analyze import Dispatch, Loop, RootOp, read_configured_executables
-from ._targets import DispatchRow, TuningTarget, find_targets, tunable_share
+from ._targets import DispatchRow, TuningTarget, find_targets, tunable_share, tunable_shares
 
-__all__ = ["DispatchRow", "Dispatch", "Loop", "RootOp", "TuningTarget", "find_targets", "read_configured_executables",
-           "tunable_share"]
+__all__ = [
+    "Analysis",
+    "Dispatch",
+    "DispatchRow",
+    "Loop",
+    "RootOp",
+    "TuningTarget",
+    "analyze_model",
+    "find_targets",
+    "read_configured_executables",
+    "tunable_share",
+    "tunable_shares",
+]

@@ -11,18 +11,11 @@ import hashlib
 import pathlib
 
 from iree.compiler import ir
-from iree.compiler.dialects import iree_codegen, linalg
+from iree.compiler.dialects import iree_codegen
 
+from ..families import FAMILIES, Loop, get_family
+from ..families._base import operand_types
 from ..spec import CompilationConfig, OpMatcher, parse_lowering_config, parse_translation_info
-
-
-@dataclasses.dataclass(frozen=True)
-class Loop:
-    """One loop of a root op: its role (m, n, k, oc, oh, ...), trip count and iterator kind."""
-
-    role: str
-    bound: int
-    parallel: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +23,7 @@ class RootOp:
     """The op a tuning config is attached to, as data (no MLIR objects escape this module)."""
 
     op_name: str
-    family: str  # matmul | conv2d | depthwise | other
+    family: str  # a name in tuner.families, or "other"
     loops: tuple[Loop, ...]
     element_types: tuple[str, str, str]
     matcher: OpMatcher | None
@@ -49,25 +42,42 @@ class RootOp:
 
     @property
     def known_issue(self) -> str | None:
-        """Why a spec cannot take effect on this op with this IREE, if it is a known bug.
-
-        Batch-1 convs (depthwise too): IREE applies the spec's config to the batch-less op,
-        then InsertBatchDimForBatchlessConvPass rebuilds the op and drops it (IREE 3.13; see
-        tests/test_evaluation.py, which fails the day IREE fixes it). The search would learn
-        this only after a few `not_applied` trials; knowing it up front also lets a flag set
-        that turns these convs into matmuls (im2col) be preferred for tuning.
-        """
-        batch = [l.bound for l in self.loops if l.role == "n"]
-        if self.family in ("conv2d", "depthwise") and batch in ([], [1]):
-            return "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
-        return None
+        """Why a spec cannot take effect on this op with this IREE, if it is a known bug."""
+        family = get_family(self.family)
+        return family.known_issue(self.loops) if family else None
 
 
 @dataclasses.dataclass(frozen=True)
 class Dispatch:
     name: str
     root: RootOp | None
-    dispatch_text: str
+    source_hash: str  # the dispatch function (root op + fused ops), names canonicalised
+
+
+_CONFIG_ATTRS = ("translation_info", "lowering_config", "root_op", "compilation_info")
+
+
+def _source_hash(func: ir.Operation) -> str:
+    """Hash of a dispatch function's body, independent of its name.
+
+    The name holds the dispatch's position in the model (`main$async_dispatch_3_...`), which
+    shifts when the model is edited elsewhere; what it computes does not. Tuning attributes
+    are left out too, so the hash is the same whichever config a build gave it.
+    """
+    clone = func.clone()
+    clone.attributes["sym_name"] = ir.StringAttr.get("dispatch")
+    stack = [clone]
+    while stack:
+        op = stack.pop()
+        for attr in _CONFIG_ATTRS:
+            if attr in op.attributes:
+                del op.attributes[attr]
+        for region in op.regions:
+            for block in region.blocks:
+                stack.extend(o.operation for o in block.operations)
+    text = clone.get_asm(print_generic_op_form=True, large_elements_limit=64)
+    clone.erase()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _dim_position(expr: ir.AffineExpr) -> int | None:
@@ -86,93 +96,13 @@ def _loop_bounds(op: ir.Operation, maps: list[ir.AffineMap]) -> list[int]:
     return bounds
 
 
-def _body_ops(op: ir.Operation) -> set[str]:
-    names = set()
-    for region in op.regions:
-        for block in region.blocks:
-            names.update(o.name for o in block.operations)
-    return names
-
-
-def _element_type(value: ir.Value) -> str:
-    t = value.type
-    return str(t.element_type) if isinstance(t, ir.ShapedType) else str(t)
-
-
-def _is_mul_add(op: ir.Operation) -> bool:
-    body = _body_ops(op)
-    if not body:  # named ops (linalg.matmul, linalg.conv_*) carry no visible body
-        return True
-    return bool(body & {"arith.mulf", "arith.muli"}) and bool(body & {"arith.addf", "arith.addi"})
-
-
-def _classify(op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]):
-    """(family, roles per loop, matcher) for a root op; family 'other' when it is not tunable."""
-    n = len(bounds)
-    roles = [""] * n
-    types = tuple(_element_type(v) for v in list(op.operands)[:3])
-    lhs, rhs, out = (types + ("", "", ""))[:3]
-    map_texts = tuple(str(ir.AffineMapAttr.get(m)) for m in maps)
-    if len(list(op.operands)) >= 3 and linalg.isa_convolution_op(op) and _is_mul_add(op):
-        dims = linalg.infer_convolution_dimensions(op)
-        groups = {
-            "n": list(dims.batch),
-            "oh_ow": list(dims.output_image),
-            "oc": list(dims.output_channel),
-            "kh_kw": list(dims.filter_loop),
-            "ic": list(dims.input_channel),
-            "c": list(dims.depth),
-        }
-        if groups["c"] and not groups["ic"]:
-            family = "depthwise"
-        elif groups["oc"] and groups["ic"] and len(groups["oh_ow"]) == 2:
-            family = "conv2d"
-        else:
-            return "other", ["d"] * n, None
-        image_names = ["oh", "ow"]
-        filter_names = ["kh", "kw"]
-        for key, positions in groups.items():
-            for i, pos in enumerate(positions):
-                if key == "oh_ow":
-                    roles[pos] = image_names[i]
-                elif key == "kh_kw":
-                    roles[pos] = filter_names[i]
-                else:
-                    roles[pos] = key
-        matcher = OpMatcher(
-            op_name=op.name,
-            kind="convolution",
-            lhs_type=lhs,
-            rhs_type=rhs,
-            output_type=out,
-            dims=tuple(
-                tuple(bounds[p] for p in groups[k]) for k in ("n", "oh_ow", "oc", "kh_kw", "ic", "c")
-            ),
-            strides=tuple(dims.strides),
-            dilations=tuple(dims.dilations),
-            indexing_maps=map_texts,
-        )
-        return family, roles, matcher
-    if len(list(op.operands)) >= 3 and _is_mul_add(op):
-        dims = linalg.infer_contraction_dimensions(op)
-        if dims is not None and list(dims.k) and (list(dims.m) or list(dims.n)):
-            groups = {"b": list(dims.batch), "m": list(dims.m), "n": list(dims.n), "k": list(dims.k)}
-            if sum(len(v) for v in groups.values()) != n:
-                return "other", ["d"] * n, None
-            for key, positions in groups.items():
-                for pos in positions:
-                    roles[pos] = key
-            matcher = OpMatcher(
-                op_name=op.name,
-                kind="contraction",
-                lhs_type=lhs,
-                rhs_type=rhs,
-                output_type=out,
-                dims=tuple(tuple(bounds[p] for p in groups[k]) for k in ("b", "m", "n", "k")),
-                indexing_maps=map_texts,
-            )
-            return "matmul", roles, matcher
-    return "other", ["d"] * n, None
+def _classify(op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> tuple[str, list[str], OpMatcher | None]:
+    """(family, roles per loop, matcher) for a root op; family 'other' when no family owns it."""
+    for family in FAMILIES:
+        recognised = family.recognise(op, maps, bounds)
+        if recognised is not None:
+            return family.name, list(recognised.roles), recognised.matcher
+    return "other", ["d"] * len(bounds), None
 
 
 def _root_from_op(op: ir.Operation) -> RootOp:
@@ -186,7 +116,8 @@ def _root_from_op(op: ir.Operation) -> RootOp:
     else:
         family, roles, matcher = "other", ["d"] * len(bounds), None
     if not iterators:
-        reduction_roles = {"k", "kh", "kw", "ic"}
+        owner = get_family(family)
+        reduction_roles = owner.reduction_roles if owner else frozenset()
         iterators = ["reduction" if r in reduction_roles else "parallel" for r in roles]
     loops = tuple(Loop(role, bound, "parallel" in it) for role, bound, it in zip(roles, bounds, iterators))
     default = None
@@ -212,12 +143,11 @@ def _root_from_op(op: ir.Operation) -> RootOp:
             del clone.attributes[attr]
     text = clone.get_asm(print_generic_op_form=True, large_elements_limit=16)
     clone.erase()
-    types = tuple(_element_type(v) for v in list(op.operands)[:3])
     return RootOp(
         op_name=op.name,
         family=family,
         loops=loops,
-        element_types=(types + ("", "", ""))[:3],
+        element_types=operand_types(op),
         matcher=matcher,
         default_config=default,
         text=text,
@@ -271,5 +201,5 @@ def read_configured_executables(folder: pathlib.Path) -> dict[str, Dispatch]:
                 # root is the op that carries distribution tiles.
                 op = roots.get(name) or _distributed_op(func)
                 root = _root_from_op(op) if op is not None else None
-                result[name] = Dispatch(name=name, root=root, dispatch_text=path.name)
+                result[name] = Dispatch(name=name, root=root, source_hash=_source_hash(func))
     return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 from ..iree import DispatchTiming, per_call_ns
 from ._analyze import Dispatch, RootOp
@@ -15,10 +16,16 @@ class TuningTarget:
     dispatches: tuple[str, ...]
     default_ns: float  # summed time of its dispatches in one model call
     share: float
+    sources: tuple[str, ...] = ()  # source hash of each dispatch (what is fused around the root op)
 
     @property
     def key(self) -> str:
         return self.root.signature
+
+    @property
+    def dispatch_key(self) -> str:
+        """The root op and every distinct dispatch it sits in: what a cached verdict is valid for."""
+        return hashlib.sha256("\0".join([self.root.text, *sorted(set(self.sources))]).encode()).hexdigest()
 
     @property
     def label(self) -> str:
@@ -50,6 +57,7 @@ def find_targets(
     total = sum(per_call.values()) or 1.0
     groups: dict[str, list[str]] = {}
     roots: dict[str, RootOp] = {}
+    sources: dict[str, list[str]] = {}
     rows: list[DispatchRow] = []
     for name, ns in sorted(per_call.items(), key=lambda kv: -kv[1]):
         dispatch = dispatches.get(name)
@@ -62,10 +70,12 @@ def find_targets(
             rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, None, root.known_issue))
             continue
         groups.setdefault(root.signature, []).append(name)
+        sources.setdefault(root.signature, []).append(dispatch.source_hash)
         roots[root.signature] = root
         rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
     targets = [
-        TuningTarget(roots[key], tuple(names), sum(per_call[n] for n in names), sum(per_call[n] for n in names) / total)
+        TuningTarget(roots[key], tuple(names), sum(per_call[n] for n in names), sum(per_call[n] for n in names) / total,
+                     tuple(sources[key]))
         for key, names in groups.items()
     ]
     targets.sort(key=lambda t: -t.default_ns)
@@ -84,12 +94,22 @@ def find_targets(
     return chosen, rows
 
 
-def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
-    """Fraction of model time spent in dispatches whose root op a spec can match.
+def tunable_shares(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> dict[str, float]:
+    """Fraction of model time, per op family, spent in dispatches a spec can match.
 
     Model-level flags can turn tunable ops into ones no spec matches (data tiling turns
-    matmuls into mmt4d ukernel calls); this is how the pipeline notices. Which dispatch is
-    tunable is `find_targets`' decision: every row it gives a target key.
+    matmuls into mmt4d ukernel calls) or the reverse (im2col turns batch-1 convs into
+    matmuls); this is how the pipeline notices. Which dispatch is tunable is `find_targets`'
+    decision: every row it gives a target key.
     """
     _targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=len(timings) + 1)
-    return sum(r.share for r in rows if r.target_key is not None)
+    shares: dict[str, float] = {}
+    for row in rows:
+        if row.target_key is not None:
+            shares[row.family] = shares.get(row.family, 0.0) + row.share
+    return shares
+
+
+def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
+    """Fraction of model time in dispatches a spec can match (all families)."""
+    return sum(tunable_shares(dispatches, timings).values())

@@ -85,6 +85,13 @@ class Cache:
         except sa.exc.IntegrityError:
             pass
 
+    def replace(self, key: str, kind: str, label: str, payload: dict[str, Any]) -> None:
+        """Overwrite an entry (or create it): for verdicts withdrawn after the fact."""
+        with self._engine.begin() as conn:
+            updated = conn.execute(_TABLE.update().where(_TABLE.c.key == key).values(payload=json.dumps(payload)))
+        if updated.rowcount == 0:
+            self.put(key, kind, label, payload)
+
     def setdefault(self, key: str, kind: str, label: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Store `payload` unless `key` holds one already; return the stored one (first writer wins)."""
         self.put(key, kind, label, payload)

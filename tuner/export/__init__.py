@@ -1,4 +1,5 @@
-"""Export stage: one merged tuning spec + flags, confirmed end to end."""
+"""Export stage: winners merged into one spec + flags, confirmed end to end; the build that ships."""
 from ._confirm import Confirmation, confirm, write_exports
+from ._decide import Contender, ExportDecision, decide_export, select_winners
 
-__all__ = ["Confirmation", "confirm", "write_exports"]
+__all__ = ["Confirmation", "Contender", "ExportDecision", "confirm", "decide_export", "select_winners", "write_exports"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
+import shutil
 import statistics
+from collections.abc import Callable
 
 from .. import iree
 from ..dispatches import TuningTarget
-from ..evaluation import Cache, ModelContext, cache_key, outputs_match
+from ..evaluation import Cache, ModelContext, cache_key
 from ..spec import CompilationConfig, render_spec
 
 log = logging.getLogger("schedtune")
@@ -29,6 +31,7 @@ class Confirmation:
     per_target_ns: dict[str, tuple[float, float]]  # label -> (default, tuned) in the full model
     spec_text: str
     max_error: float
+    configs: dict[str, dict] = dataclasses.field(default_factory=dict)  # label -> kept config (JSON form)
 
     @property
     def default_median(self) -> float:
@@ -64,14 +67,15 @@ class Confirmation:
             "per_target_ns": {k: list(v) for k, v in self.per_target_ns.items()},
             "max_error": self.max_error,
             "spec_text": self.spec_text,
+            "configs": self.configs,
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "Confirmation":
+    def from_json(cls, data: dict) -> Confirmation:
         return cls(
             default_ms=data["default_ms"], tuned_ms=data["tuned_ms"], rounds=data["rounds"], kept=data["kept"],
             dropped=data["dropped"], per_target_ns={k: tuple(v) for k, v in data["per_target_ns"].items()},
-            spec_text=data["spec_text"], max_error=data["max_error"],
+            spec_text=data["spec_text"], max_error=data["max_error"], configs=data.get("configs", {}),
         )
 
 
@@ -80,76 +84,126 @@ def _per_call(timings: dict[str, iree.DispatchTiming], names: tuple[str, ...]) -
     return sum(in_model.get(n, 0.0) for n in names)
 
 
+Winner = tuple[TuningTarget, CompilationConfig]
+# Called with a winner whose spec gives wrong results in the merged build: its cached verdict
+# is withdrawn so no later run picks it again.
+OnWrong = Callable[[TuningTarget, CompilationConfig, str], None]
+
+
+@dataclasses.dataclass
+class _Attempt:
+    ok: bool
+    vmfb: pathlib.Path | None = None
+    reason: str = ""
+    wrong: bool = False  # built, but the outputs are wrong
+    max_error: float = 0.0
+
+
+class _Builder:
+    """Builds of one model at the export, numbered; each checked against the reference.
+
+    A search that found something must not end with nothing because one build failed: the
+    callers drop what breaks a build and keep the rest.
+    """
+
+    def __init__(self, model: ModelContext, reference: list, work: pathlib.Path) -> None:
+        self.model, self.reference, self.work = model, reference, work
+        self.count = 0
+
+    def build(self, winners: list[Winner], *, flags: list[str] | None = None, check: bool = True) -> _Attempt:
+        spec_text = render_spec([(t.root.matcher, c) for t, c in winners]) if winners else None
+        self.count += 1
+        name = f"build_{self.count}"
+        built = self.model.compile(self.work, flags=flags, spec_text=spec_text, name=name)  # retries a hang
+        if not built.ok:
+            return _Attempt(False, reason=f"compile {built.status}: {(built.error.splitlines() or [''])[0][:200]}")
+        if not check:
+            return _Attempt(True, built.vmfb)
+        numerics = self.model.check(built.vmfb, self.work / f"{name}_run", self.reference)
+        if not numerics.ok:
+            return _Attempt(False, reason=numerics.error, wrong=numerics.status.value == "wrong_result")
+        return _Attempt(True, built.vmfb, max_error=numerics.max_error or 0.0)
+
+    def largest_working(self, winners: list[Winner], dropped: dict[str, str], on_wrong: OnWrong | None) -> tuple[list[Winner], _Attempt]:
+        """All winners if their merged build works; else, best first, each winner that still
+        builds and checks with those kept before it (the others are dropped with the reason)."""
+        merged = self.build(winners)
+        if merged.ok or not winners:
+            return list(winners), merged
+        log.info("the merged tuned build failed (%s); adding winners one at a time", merged.reason)
+        kept: list[Winner] = []
+        last = _Attempt(False, reason="nothing built")
+        for target, config in winners:
+            attempt = self.build([*kept, (target, config)])
+            if attempt.ok:
+                kept.append((target, config))
+                last = attempt
+                continue
+            dropped[target.label] = f"the tuned build fails with it: {attempt.reason}"
+            log.info("dropping %s: %s", target.label, dropped[target.label])
+            if attempt.wrong and on_wrong is not None:
+                on_wrong(target, config, f"wrong results in the merged build at the export: {attempt.reason}")
+        if not kept:
+            last = self.build([])
+        return kept, last
+
+
 def confirm(
     model: ModelContext,
     default_flags: list[str],
-    winners: list[tuple[TuningTarget, CompilationConfig]],
+    winners: list[Winner],
     reference: list,
     cache: Cache,
     *,
     rounds: int,
     min_gain: float = 0.02,
+    on_wrong: OnWrong | None = None,
 ) -> Confirmation:
-    """Build default and tuned, drop winners that do not help in the model, then A/B `rounds` times.
+    """Build default and tuned, drop winners that break the build or do not help in the model,
+    then A/B `rounds` times.
 
-    Winners are judged per dispatch against the same build without the spec; the end-to-end
-    A/B is against IREE's default (`default_flags`, no spec).
+    `winners` come most valuable first: when the merged build fails, they are added back in
+    that order. Winners are judged per dispatch against the same build without the spec; the
+    end-to-end A/B is against IREE's default (`default_flags`, no spec).
     """
     spec_text = render_spec([(t.root.matcher, c) for t, c in winners])
-    key = cache_key(kind="confirm", method=2, model=model.model_hash(), default_flags=default_flags, spec=spec_text,
-                    rounds=rounds, **model.fingerprint)
+    key = cache_key(kind="confirm", method=3, model=model.build_key(), default_flags=default_flags, spec=spec_text,
+                    rounds=rounds)
     hit = cache.get(key)
     if hit is not None:
         return Confirmation.from_json(hit)
     work = model.workdir / "confirm"
-    work.mkdir(parents=True, exist_ok=True)
-    default_vmfb = work / "default.vmfb"
-    built = iree.compile_model(model.source, default_vmfb, default_flags, timeout_s=model.compile_timeout_s)
-    if not built.ok:
-        raise iree.ToolError(f"default build failed: {built.error}")
+    shutil.rmtree(work, ignore_errors=True)
+    builder = _Builder(model, reference, work)
+    default = builder.build([], flags=default_flags, check=False)
+    if not default.ok:
+        raise iree.ToolError(f"default build failed: {default.reason}")
 
     # Each winner is judged against its own dispatches without the spec: under tuning flags
     # (im2col, ...) those dispatches do not exist in the default build at all.
-    untuned_vmfb = default_vmfb
+    untuned_vmfb = default.vmfb
     if winners and list(model.flags) != list(default_flags):
-        untuned_vmfb = work / "flags_only.vmfb"
-        built = iree.compile_model(model.source, untuned_vmfb, model.flags, timeout_s=model.compile_timeout_s)
-        if not built.ok:
-            raise iree.ToolError(f"build with the tuning flags failed: {built.error}")
+        untuned = builder.build([], check=False)
+        if not untuned.ok:
+            raise iree.ToolError(f"build with the tuning flags failed: {untuned.reason}")
+        untuned_vmfb = untuned.vmfb
 
-    kept = list(winners)
     dropped: dict[str, str] = {}
     per_target: dict[str, tuple[float, float]] = {}
-    tuned_vmfb = work / "tuned.vmfb"
-    max_error = 0.0
-    while True:
-        spec_text = render_spec([(t.root.matcher, c) for t, c in kept])
-        spec_path = work / "tuning_spec.mlir"
-        spec_path.write_text(spec_text)
-        built = iree.compile_model(model.source, tuned_vmfb, model.flags, spec=spec_path if kept else None,
-                                   timeout_s=model.compile_timeout_s)
-        if not built.ok:
-            raise iree.ToolError(f"tuned build failed: {built.error}")
-        run = iree.run_model(tuned_vmfb, model.entry, model.inputs, work / "run", timeout_s=model.run_timeout_s)
-        ok, max_error = outputs_match(run.outputs, reference) if run.status == "ok" else (False, float("inf"))
-        if not ok:
-            raise iree.ToolError(f"tuned build gives wrong results (max relative error {max_error:.3g})")
-        if not kept:
-            break
+    kept, tuned = builder.largest_working(list(winners), dropped, on_wrong)
+    while kept:
         # Profile both builds twice, interleaved, and keep each target's best showing.
         default_t: dict[str, float] = {}
         tuned_t: dict[str, float] = {}
         for _ in range(2):
             prof_d = iree.profile_dispatches(untuned_vmfb, model.entry, model.inputs, work / "prof_d")
-            prof_t = iree.profile_dispatches(tuned_vmfb, model.entry, model.inputs, work / "prof_t")
+            prof_t = iree.profile_dispatches(tuned.vmfb, model.entry, model.inputs, work / "prof_t")
             for t, _c in kept:
                 default_t[t.label] = min(default_t.get(t.label, float("inf")), _per_call(prof_d, t.dispatches))
                 tuned_t[t.label] = min(tuned_t.get(t.label, float("inf")), _per_call(prof_t, t.dispatches))
-        losers = [
-            (t, c) for t, c in kept if tuned_t[t.label] > default_t[t.label] * (1 - min_gain)
-        ]
         for t, _c in kept:
             per_target[t.label] = (default_t[t.label], tuned_t[t.label])
+        losers = [(t, c) for t, c in kept if tuned_t[t.label] > default_t[t.label] * (1 - min_gain)]
         if not losers:
             break
         for t, c in losers:
@@ -158,15 +212,21 @@ def confirm(
             )
             kept.remove((t, c))
             log.info("dropping %s: %s", t.label, dropped[t.label])
+        kept, tuned = builder.largest_working(kept, dropped, on_wrong)
+    if not tuned.ok:
+        raise iree.ToolError(f"the build with the tuning flags alone failed: {tuned.reason}")
 
     default_ms: list[float] = []
     tuned_ms: list[float] = []
     for _ in range(rounds):
-        default_ms.append(iree.benchmark_model(default_vmfb, model.entry, model.inputs))
-        tuned_ms.append(iree.benchmark_model(tuned_vmfb, model.entry, model.inputs))
+        default_ms.append(iree.benchmark_model(default.vmfb, model.entry, model.inputs))
+        tuned_ms.append(iree.benchmark_model(tuned.vmfb, model.entry, model.inputs))
+    spec_text = render_spec([(t.root.matcher, c) for t, c in kept])
     result = Confirmation(default_ms, tuned_ms, rounds, [t.label for t, _ in kept], dropped, per_target,
-                          spec_text, max_error)
-    cache.put(key, "confirm", "confirmation", result.to_json())
+                          spec_text, tuned.max_error, {t.label: c.to_json() for t, c in kept})
+    # A result with dropped builds may be transient (a hung compile): not cached, re-tried next run.
+    if not any("the tuned build fails" in why for why in dropped.values()):
+        cache.put(key, "confirm", "confirmation", result.to_json())
     return result
 
 

@@ -11,7 +11,8 @@ import pathlib
 import subprocess
 import sys
 
-from ..config import ConfigError, ModelSpec
+from ..config import ModelSpec
+from ..errors import ConfigError, FrontendError
 
 log = logging.getLogger("schedtune")
 
@@ -21,10 +22,6 @@ _EXTRAS = {
     "onnx": (("onnx",), "onnx"),
 }
 _INPUT_TYPES = {"auto": None, "linalg": "none"}
-
-
-class FrontendError(Exception):
-    """The model could not be imported; the message is one line from the importer."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,8 +51,8 @@ def example_inputs(shapes: list[str], seed: int = 0) -> tuple:
 
 def main(argv: list[str]) -> int:
     factory, out, *shapes = argv
-    import torch
     import iree.turbine.aot as aot
+    import torch
 
     torch.manual_seed(0)
     model = load_factory(factory)()

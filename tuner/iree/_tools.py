@@ -6,6 +6,7 @@ segfaulting benchmark becomes a result with a status, never a dead tuning job.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import os
@@ -18,9 +19,7 @@ import time
 
 import numpy as np
 
-
-class ToolError(Exception):
-    """An IREE tool is missing or its output could not be read."""
+from ..errors import ToolError
 
 
 @functools.cache
@@ -43,11 +42,32 @@ def tool(name: str) -> str:
     raise ToolError(f"{name} not found: install iree-base-compiler and iree-base-runtime (pip install -e .)")
 
 
-def _run(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+# A tool that fails with less free space than this where it writes ran out of disk.
+_DISK_FULL_BYTES = 1 << 20
+
+
+def _raise_if_disk_full(stderr: str, folder: pathlib.Path | None) -> None:
+    """A tool failure caused by a full disk is the job's problem, never the candidate's.
+
+    Raised as ENOSPC so that no caller can cache it as a failed trial: the message, or a
+    nearly full disk where the tool writes, gives it away.
+    """
+    full = "No space left on device" in stderr
+    if not full and folder is not None:
+        try:
+            full = shutil.disk_usage(folder).free < _DISK_FULL_BYTES
+        except OSError:
+            full = False
+    if full:
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder) if folder else None)
+
+
+def _run(args: list[str], timeout_s: float, writes_to: pathlib.Path | None = None) -> subprocess.CompletedProcess:
     """Run a tool in its own process group; on timeout the whole group is killed.
 
     Killing only the direct child can leave grandchildren holding the output pipes, and
-    then the wait outlives the timeout.
+    then the wait outlives the timeout. A failure caused by a full disk (at `writes_to`)
+    raises ENOSPC.
     """
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -65,6 +85,8 @@ def _run(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
         except ProcessLookupError:
             pass
         raise
+    if proc.returncode != 0:
+        _raise_if_disk_full(err, writes_to)
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
@@ -83,6 +105,20 @@ def host_cpu_features() -> str:
     out = subprocess.run([tool("iree-cpuinfo")], capture_output=True, text=True, timeout=60)
     present = [line.split()[0] for line in out.stdout.splitlines() if line.split()[-1:] == ["1"]]
     return ",".join(present)
+
+
+@functools.cache
+def host_cpu_model() -> str:
+    """The CPU's model name: part of every cache key (the same features can time differently)."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def target_flags(cpu: str, extra: tuple[str, ...] = ()) -> list[str]:
@@ -145,7 +181,7 @@ def compile_model(
         args += ["--iree-codegen-add-tuner-attributes", f"--iree-hal-dump-executable-configurations-to={configs_dir}"]
     start = time.monotonic()
     try:
-        proc = _run(args, timeout_s)
+        proc = _run(args, timeout_s, writes_to=output.parent)
     except subprocess.TimeoutExpired:
         return CompileResult("timeout", None, None, time.monotonic() - start, f"iree-compile timed out after {timeout_s:.0f} s")
     seconds = time.monotonic() - start
@@ -165,45 +201,124 @@ class RunResult:
     error: str = ""
 
 
+# Input distributions for the numeric check: a tiling bug can hide on one (e.g. small
+# values round away an off-by-one tile), so every candidate is run on each. The first set
+# is also the one timings are taken on.
+INPUT_DISTRIBUTIONS = ("normal", "uniform_wide")
+
+
+def _input_data(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, distribution: str) -> np.ndarray:
+    if dtype.startswith("f") or dtype == "bf16":
+        np_type = np.float16 if dtype == "f16" else np.float32
+        if distribution == "normal":
+            return rng.standard_normal(shape).astype(np_type)
+        return rng.uniform(-64.0, 64.0, size=shape).astype(np_type)
+    info = {"i8": np.int8, "i32": np.int32, "i64": np.int64}[dtype]
+    # Integer inputs are usually indices or small codes: stay in a small valid range.
+    high = 8 if distribution == "normal" else 64
+    return rng.integers(0, high, size=shape).astype(info)
+
+
+def save_input_sets(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[list[pathlib.Path]]:
+    """One list of .npy input files per distribution in `INPUT_DISTRIBUTIONS` (written once)."""
+    sets = []
+    for k, distribution in enumerate(INPUT_DISTRIBUTIONS):
+        rng = np.random.default_rng(seed + 1000 * k)
+        sub = folder if k == 0 else folder / distribution
+        sub.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, spec in enumerate(specs):
+            *dims, dtype = spec.split("x")
+            data = _input_data(rng, tuple(int(d) for d in dims), dtype, distribution)
+            path = sub / f"input_{i}.npy"
+            if not path.exists():
+                np.save(path, data)
+            paths.append(path)
+        sets.append(paths)
+    return sets
+
+
 def save_inputs(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[pathlib.Path]:
-    """Random inputs for the `--input` shape specs, written once as .npy files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i, spec in enumerate(specs):
-        *dims, dtype = spec.split("x")
-        shape = tuple(int(d) for d in dims)
-        if dtype.startswith("f") or dtype == "bf16":
-            data = rng.standard_normal(shape).astype(np.float16 if dtype == "f16" else np.float32)
-        else:
-            data = rng.integers(0, 8, size=shape).astype({"i8": np.int8, "i32": np.int32, "i64": np.int64}[dtype])
-        path = folder / f"input_{i}.npy"
-        if not path.exists():
-            np.save(path, data)
-        paths.append(path)
-    return paths
+    """Seeded random inputs for the `--input` shape specs (the first, timing, set)."""
+    return save_input_sets(specs, folder, seed)[0]
+
+
+def _declared_results(vmfb: pathlib.Path, entry: str) -> int | None:
+    """Result count from the module's ABI declaration; None when the function declares none
+    (iree-turbine's `main` carries it only on `main$async`)."""
+    import iree.runtime as rt
+
+    try:
+        module = rt.VmModule.mmap(rt.VmInstance(), str(vmfb))
+        function = module.lookup_function(entry)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ToolError(f"cannot read {vmfb.name}: {exc}") from None
+    if function is None:
+        raise ToolError(f"{vmfb.name} has no function {entry!r}")
+    declaration = function.reflection.get("iree.abi.declaration", "")
+    _, arrow, results = declaration.partition("->")
+    results = results.strip()
+    if not arrow or not results:
+        return None
+    if not results.startswith("("):
+        return 1
+    inner = results[1:-1]
+    depth, count = 0, 1
+    for ch in inner:
+        depth += ch in "<([{"
+        depth -= ch in ">)]}"
+        count += ch == "," and depth == 0
+    return count if inner.strip() else 0
+
+
+def result_count(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, timeout_s: float = 60.0) -> int:
+    """How many results `entry` returns: from its ABI declaration, else from one run that
+    prints them (`result[i]: ...`). A count of zero would compare nothing, so it is an error."""
+    count = _declared_results(vmfb, entry)
+    if count is None:
+        args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task",
+                "--output_max_element_count=0", *[f"--input=@{p}" for p in inputs]]
+        try:
+            proc = _run(args, timeout_s)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"iree-run-module timed out after {timeout_s:.0f} s") from None
+        if proc.returncode != 0:
+            raise ToolError(f"cannot run {vmfb.name} to count its results: {_tail(proc.stderr, 300)}")
+        count = sum(1 for line in proc.stdout.splitlines() if line.startswith("result["))
+    if count == 0:
+        raise ToolError(f"{entry} returns no results: nothing to compare against IREE's default build")
+    return count
 
 
 def run_model(
-    vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], workdir: pathlib.Path, *, timeout_s: float = 60.0
+    vmfb: pathlib.Path,
+    entry: str,
+    inputs: list[pathlib.Path],
+    workdir: pathlib.Path,
+    *,
+    outputs: int | None = None,
+    timeout_s: float = 60.0,
 ) -> RunResult:
-    """Run once on the given inputs and return the outputs (in a subprocess: a segfault is a result)."""
+    """Run once on the given inputs and return every output (in a subprocess: a segfault is a result).
+
+    `outputs`: how many results `entry` returns (read from the module when not given).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    out_paths = [workdir / f"output_{i}.npy" for i in range(8)]
-    for p in out_paths:
-        p.unlink(missing_ok=True)
+    count = result_count(vmfb, entry, inputs, timeout_s=timeout_s) if outputs is None else outputs
+    out_paths = [workdir / f"output_{i}.npy" for i in range(count)]
+    for p in workdir.glob("output_*.npy"):
+        p.unlink()
     args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task"]
     args += [f"--input=@{p}" for p in inputs]
-    # iree-run-module writes as many outputs as the function returns; extra flags are an error,
-    # so ask for one output first and more only when the function has them.
+    args += [f"--output=@{p}" for p in out_paths]  # iree-run-module wants exactly one per result
     try:
-        proc = _run(args + [f"--output=@{out_paths[0]}"], timeout_s)
+        proc = _run(args, timeout_s, writes_to=workdir)
     except subprocess.TimeoutExpired:
         return RunResult("timeout", [], f"iree-run-module timed out after {timeout_s:.0f} s")
     if proc.returncode != 0:
         status = "crash" if proc.returncode < 0 else "error"
         return RunResult(status, [], _tail(proc.stderr) or f"exit code {proc.returncode}")
-    return RunResult("ok", [np.load(out_paths[0])])
+    return RunResult("ok", [np.load(p) for p in out_paths])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +330,7 @@ class DispatchTiming:
 
 
 def _benchmark(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], iterations: int, timeout_s: float,
-               extra: list[str]) -> subprocess.CompletedProcess:
+               extra: list[str], writes_to: pathlib.Path | None = None) -> subprocess.CompletedProcess:
     args = [
         tool("iree-benchmark-module"),
         f"--module={vmfb}",
@@ -225,13 +340,13 @@ def _benchmark(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], itera
         *extra,
         *[f"--input=@{p}" for p in inputs],
     ]
-    proc = _run(args, timeout_s)
+    proc = _run(args, timeout_s, writes_to=writes_to)
     if proc.returncode != 0:
         raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
     return proc
 
 
-def per_call_ns(timings: dict[str, "DispatchTiming"]) -> dict[str, float]:
+def per_call_ns(timings: dict[str, DispatchTiming]) -> dict[str, float]:
     """Each dispatch's time in one model call: a dispatch run twice per call counts twice."""
     calls = max((t.count for t in timings.values()), default=1) or 1
     return {name: t.avg_ns * t.count / calls for name, t in timings.items()}
@@ -251,8 +366,9 @@ def profile_dispatches(
     prof = workdir / "profile.ireeprof"
     prof.unlink(missing_ok=True)
     _benchmark(vmfb, entry, inputs, iterations, timeout_s,
-               ["--device_profiling_mode=host-execution,executable-metadata", f"--device_profiling_output={prof}"])
-    out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s)
+               ["--device_profiling_mode=host-execution,executable-metadata", f"--device_profiling_output={prof}"],
+               writes_to=workdir)
+    out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s, writes_to=workdir)
     if out.returncode != 0:
         raise ToolError(f"iree-profile failed: {_tail(out.stderr, 500)}")
     timings: dict[str, DispatchTiming] = {}

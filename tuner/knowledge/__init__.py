@@ -10,9 +10,11 @@ import json
 import math
 import pathlib
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 import yaml
+
+from ..search import attrs
 
 NOTES = pathlib.Path(__file__).with_name("notes.yaml")
 _WORD = re.compile(r"[a-z_0-9]+")
@@ -67,10 +69,10 @@ def similar_results(storage, family: str, loops: dict[str, int], k: int = 2, exc
 
     out = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
-        label = summary.user_attrs.get("target", "")
+        label = summary.user_attrs.get(attrs.TARGET, "")
         if not label.startswith(f"{family}_") or summary.study_name == exclude or summary.best_trial is None:
             continue
-        meta = summary.user_attrs.get("loops")
+        meta = summary.user_attrs.get(attrs.LOOPS)
         if not meta:
             continue
         other = json.loads(meta)
@@ -78,10 +80,10 @@ def similar_results(storage, family: str, loops: dict[str, int], k: int = 2, exc
         if not common:
             continue
         dist = math.sqrt(sum((math.log2(max(loops[r], 1)) - math.log2(max(other[r], 1))) ** 2 for r in common))
-        baseline = summary.user_attrs.get("default_ns")
+        baseline = summary.user_attrs.get(attrs.DEFAULT_NS)
         best = summary.best_trial.value
         speedup = baseline / best if baseline and best else 1.0
-        config = json.loads(summary.best_trial.user_attrs.get("config", "{}"))
+        config = json.loads(summary.best_trial.user_attrs.get(attrs.CONFIG, "{}"))
         out.append((dist, PastResult(label, speedup, config)))
     out.sort(key=lambda d: d[0])
     return [r for _, r in out[:k]]

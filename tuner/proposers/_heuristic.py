@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..spaces import Skeleton, loop_names
-from ._base import Proposal, ProposalRequest
+from ._base import Proposal, ProposalRequest, Proposer
 
 
 def _around(value: int, legal: list[int]) -> list[int]:
@@ -15,7 +15,7 @@ def _around(value: int, legal: list[int]) -> list[int]:
     return sorted(set(near)) or legal
 
 
-class HeuristicProposer:
+class HeuristicProposer(Proposer):
     """A neighbourhood of IREE's default, the family's skeleton library, and the whole space.
 
     The neighbourhood skeleton contains the default config itself, so the first trial can

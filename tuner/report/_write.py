@@ -15,22 +15,14 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / "summary.json"
     json_path.write_text(json.dumps(summary, indent=2, sort_keys=False))
-    lines = [f"# schedtune report: {summary['job']}", ""]
-    e2e = summary.get("end_to_end")
-    if e2e:
-        lines += [
-            f"**End to end: {e2e['speedup']:.2f}x** faster than IREE's default "
-            f"({e2e['default_median_ms']:.2f} ms -> {e2e['tuned_median_ms']:.2f} ms, median of {e2e['rounds']} "
-            f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x).",
-            "",
-        ]
+    lines = [f"# schedtune report: {summary['job']}", "", headline(summary), ""]
     for warning in summary.get("busy_warnings") or []:
         lines += [f"**Warning**: {warning}.", ""]
-    withdrawn = summary.get("withdrawn")
-    if withdrawn:
-        lines += [f"Nothing exported: the tuned build ({', '.join(withdrawn['kept']) or 'no dispatch configs'}"
-                  f"{'; flags ' + ' '.join(withdrawn['flags']) if withdrawn['flags'] else ''}) measured "
-                  f"{withdrawn['speedup']:.2f}x end to end, slower than IREE's default.", ""]
+    fallbacks = summary.get("proposer_fallbacks") or {}
+    if fallbacks:
+        lines += [f"**Warning**: the configured proposer failed on {len(fallbacks)} target(s); the heuristic "
+                  "proposer stood in:", ""]
+        lines += [f"- `{label}`: {why}" for label, why in fallbacks.items()] + [""]
     lines += [
         f"- compiler: `{summary['compiler_version']}`, target CPU `{summary['target_cpu']}`",
         f"- model: `{summary['model_mlir']}`, entry `{summary['entry']}`, inputs {' '.join(summary['inputs'])}",
@@ -45,9 +37,10 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
     # profile where no baseline trial exists); the in-model figure is the export's interleaved
     # re-measurement and is what the ranking and any claim should rest on.
     rows = sorted(summary["dispatches"], key=lambda r: (-(_in_model(r) or 0), -(r.get("speedup") or 0)))
+    several = len({r.get("build") for r in rows}) > 1
     table = [
         [
-            r["label"],
+            f"{r['build']}: {r['label']}" if several else r["label"],
             r["op_kind"],
             f"{100 * r['share']:.1f}%",
             _ms(r["default_ns"]),
@@ -76,13 +69,16 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                                 f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
                                 f"{f['speedup']:.2f}x" if "speedup" in f else "-"] for f in flags],
                               headers=["candidate", "flags", "status", "median ms", "vs default"], tablefmt="github"))
-    arb = summary.get("flag_arbitration")
-    if arb:
-        tuning = " ".join(arb["tuning_flags"]) or "the default flags"
-        alone = " ".join(arb["flags"]) or "no flags"
-        lines += ["", f"Dispatches were tuned under {tuning} (most time in ops a spec can tune); end to end, "
-                  f"{alone} alone gave {arb['flags_alone_speedup']:.2f}x and the tuned dispatches "
-                  f"{arb['tuned_dispatches_speedup']:.2f}x: exported **{arb['chosen']}**."]
+    export = summary.get("export") or {}
+    if len(export.get("contenders", [])) > 1:
+        lines += ["", "End to end, each candidate build against IREE's default: " + ", ".join(
+            f"{c['name']}{' + tuned dispatches' if c['tuned'] else ' flags alone'} {c['speedup']:.2f}x"
+            for c in export["contenders"]) + f"; shipped: **{export['shipped']}**."]
+    plan = summary.get("tuning_plan")
+    if plan:
+        expected = ", ".join(f"{n} {ms:.2f} ms" for n, ms in sorted(plan["expected_ms"].items(), key=lambda kv: kv[1]))
+        lines += ["", f"Tuning builds: {', '.join(plan['builds'])} (expected after tuning: {expected}; builds within "
+                  f"{100 * plan['margin']:.0f}% of the best are all tuned and the end-to-end confirmation picks)."]
     if flags and any("tunable_share" in f for f in flags):
         lines += ["", "Tunable share: " + ", ".join(f"{f['name']} {100 * f['tunable_share']:.0f}%"
                                                    for f in flags if "tunable_share" in f)
@@ -95,6 +91,30 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
     md_path = folder / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The first line of the report: what ships, and how fast it is end to end."""
+    e2e = summary["end_to_end"]
+    export = summary.get("export") or {}
+    measured = (f"{e2e['default_median_ms']:.2f} ms -> {e2e['tuned_median_ms']:.2f} ms, median of {e2e['rounds']} "
+                f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x")
+    withdrawn = export.get("withdrawn")
+    if withdrawn:
+        what = ", ".join(withdrawn["kept"]) or "no dispatch configs"
+        flags = f" with flags {' '.join(withdrawn['flags'])}" if withdrawn["flags"] else ""
+        return (f"**Nothing exported**: the best tuned build ({what}{flags}) measured {withdrawn['speedup']:.2f}x "
+                "end to end, slower than IREE's default; the exported spec is empty and no flags are set.")
+    kept = e2e.get("kept") or []
+    flags = summary.get("tuned_flags") or []
+    if not kept and not flags:
+        return f"**Nothing exported**: no tuned dispatch or flag set beat IREE's default end to end ({measured})."
+    parts = []
+    if kept:
+        parts.append(f"{len(kept)} tuned dispatch config(s)")
+    if flags:
+        parts.append(f"flags `{' '.join(flags)}`")
+    return f"**Exported: {' + '.join(parts)}, {e2e['speedup']:.2f}x** faster than IREE's default end to end ({measured})."
 
 
 def _in_model(row: dict) -> float | None:

@@ -1,5 +1,22 @@
 """Search stage: model-level flags first, then Optuna studies over each dispatch's skeleton knobs."""
-from ._flags import FlagDecision, choose_flags, tuning_build
+from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds
+from ._flags import FlagDecision, choose_flags
+from ._run import SearchResult, SearchSettings, search_targets
 from ._study import TargetOutcome, make_sampler, recover_lost_trials, settle, summarize, tune_target
 
-__all__ = ["FlagDecision", "TargetOutcome", "choose_flags", "make_sampler", "recover_lost_trials", "settle", "summarize", "tune_target", "tuning_build"]
+__all__ = [
+    "BuildCandidate",
+    "FlagDecision",
+    "SearchResult",
+    "SearchSettings",
+    "TargetOutcome",
+    "TuningPlan",
+    "choose_flags",
+    "make_sampler",
+    "plan_tuning_builds",
+    "recover_lost_trials",
+    "search_targets",
+    "settle",
+    "summarize",
+    "tune_target",
+]

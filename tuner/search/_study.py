@@ -14,21 +14,19 @@ import datetime
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import TrialState
 
 from ..dispatches import TuningTarget
-from ..evaluation import Evaluator, TrialResult, cache_key, worker_dead, worker_id
+from ..evaluation import Evaluator, TrialResult, TrialStatus, cache_key, spends_budget, worker_dead, worker_id
 from ..spaces import KnobSpace, Skeleton, loop_bounds, loop_names
 from ..spec import CompilationConfig
+from . import attrs
 
 log = logging.getLogger("schedtune")
 
-# Trial statuses that did not consume budget: rejected before compiling, already measured,
-# held by another worker, beyond the budget another worker filled, or lost with a killed process.
-_FREE = {None, "constraint", "duplicate", "in_progress", "over_budget", "lost"}
 UNTUNABLE_AFTER = 3
 UNTAGGED_GRACE_S = 30.0
 WARM_START_TOP = 3
@@ -48,6 +46,7 @@ class TargetOutcome:
     skeletons: tuple[Skeleton, ...]
     compiles: int = 0
     untunable: str = ""  # why no config can take effect on this target (e.g. batch-1 conv)
+    ranked: tuple[tuple[CompilationConfig, float], ...] = ()  # every timed config, fastest first
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -58,7 +57,7 @@ def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def _counted(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state in (TrialState.COMPLETE, TrialState.FAIL) and trial.user_attrs.get("status") not in _FREE
+    return trial.state in (TrialState.COMPLETE, TrialState.FAIL) and spends_budget(trial.user_attrs.get(attrs.STATUS))
 
 
 def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
@@ -71,7 +70,7 @@ def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
     lost = 0
     storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail another process's trial
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
+        worker = trial.user_attrs.get(attrs.WORKER)
         dead_here = worker is not None and worker_dead(str(worker))
         age = (now - (trial.datetime_start or now)).total_seconds()
         # A live worker tags its trial right after ask(); an untagged one is from a process
@@ -79,7 +78,7 @@ def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
         too_old = age > (UNTAGGED_GRACE_S if worker is None else stale_after_s)
         if dead_here or too_old:
             try:
-                storage.set_trial_user_attr(trial._trial_id, "status", "lost")  # noqa: SLF001
+                storage.set_trial_user_attr(trial._trial_id, attrs.STATUS, TrialStatus.LOST.value)  # noqa: SLF001
                 storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
                 lost += 1
             except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
@@ -123,24 +122,24 @@ def tune_target(
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=make_sampler(sampler, seed),
                                 direction="minimize", load_if_exists=True)
     recover_lost_trials(study, evaluator.model.stale_after_s)
-    stored = study.user_attrs.get("skeletons")
+    stored = study.user_attrs.get(attrs.SKELETONS)
     if stored:
         # Resume with the skeletons the study started with: Optuna's distributions must not change.
         skeletons = tuple(Skeleton.from_json(s) for s in json.loads(stored))
     else:
         previous = _previous_studies(storage, history_prefix, study_name) if history_prefix else []
-        carried = [p for p in previous if p.user_attrs.get("skeletons")]
+        carried = [p for p in previous if p.user_attrs.get(attrs.SKELETONS)]
         if carried:
-            skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs["skeletons"]))
+            skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
         # Workers starting together may each bring skeletons (an LLM's differ from run to run);
         # the first to store them fixes the study's search space for all.
         fixed = evaluator.cache.setdefault(cache_key(kind="study_skeletons", study=study_name), "study",
                                            study_name, {"skeletons": [s.to_json() for s in skeletons]})
         skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
-        study.set_user_attr("skeletons", json.dumps([s.to_json() for s in skeletons]))
-        study.set_user_attr("target", target.label)
-        study.set_user_attr("loops", json.dumps(loop_bounds(target.root)))
-        study.set_user_attr("default_ns", target.default_ns)
+        study.set_user_attr(attrs.SKELETONS, json.dumps([s.to_json() for s in skeletons]))
+        study.set_user_attr(attrs.TARGET, target.label)
+        study.set_user_attr(attrs.LOOPS, json.dumps(loop_bounds(target.root)))
+        study.set_user_attr(attrs.DEFAULT_NS, target.default_ns)
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):
                 study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}},
@@ -191,16 +190,16 @@ def tune_target(
             attempts += 1
             trial = study.ask()
             with _taken_over_ok(trial):
-                trial.set_user_attr("worker", evaluator.worker)
+                trial.set_user_attr(attrs.WORKER, evaluator.worker)
                 name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
                 skeleton = by_name[name]
                 values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
                 config = skeleton.config(values, loops)
-                trial.set_user_attr("config", config.canonical())
+                trial.set_user_attr(attrs.CONFIG, config.canonical())
                 violations = space.check_config(config, target.root)
                 if violations:
-                    trial.set_user_attr("status", "constraint")
-                    trial.set_user_attr("error", "; ".join(violations))
+                    trial.set_user_attr(attrs.STATUS, TrialStatus.CONSTRAINT.value)
+                    trial.set_user_attr(attrs.ERROR, "; ".join(violations))
                     study.tell(trial, state=TrialState.FAIL)
                     continue
                 if config.canonical() in seen or any(c == config for _, c in batch):
@@ -208,7 +207,7 @@ def tune_target(
                     _tell_duplicate(study, trial, evaluator.lookup(target, config))
                     continue
                 if over_budget(trial.number):
-                    trial.set_user_attr("status", "over_budget")
+                    trial.set_user_attr(attrs.STATUS, TrialStatus.OVER_BUDGET.value)
                     study.tell(trial, state=TrialState.FAIL)
                     break
                 batch.append((trial, config))
@@ -217,7 +216,7 @@ def tune_target(
             continue
         told: set[int] = set()
 
-        def record(i: int, result: TrialResult) -> None:
+        def record(i: int, result: TrialResult, batch=batch, told=told) -> None:
             _tell(study, batch[i][0], target, result)
             told.add(i)
 
@@ -241,7 +240,7 @@ def tune_target(
 
 
 def _counted_configs(study: optuna.Study) -> set[str]:
-    return {t.user_attrs.get("config") for t in study.get_trials(deepcopy=False) if _counted(t)}
+    return {t.user_attrs.get(attrs.CONFIG) for t in study.get_trials(deepcopy=False) if _counted(t)}
 
 
 @contextlib.contextmanager
@@ -259,8 +258,8 @@ def _taken_over_ok(trial: optuna.Trial):
 def _tell_duplicate(study: optuna.Study, trial: optuna.Trial, known: TrialResult | None) -> None:
     """A config the study already counted: give TPE its known value, charge no budget."""
     with _taken_over_ok(trial):
-        trial.set_user_attr("status", "duplicate")
-        if known is not None and known.status == "ok" and known.time_ns is not None:
+        trial.set_user_attr(attrs.STATUS, TrialStatus.DUPLICATE.value)
+        if known is not None and known.status == TrialStatus.OK and known.time_ns is not None:
             study.tell(trial, known.time_ns)
         else:
             study.tell(trial, state=TrialState.FAIL)
@@ -272,11 +271,11 @@ def _tell(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result
 
 
 def _tell_result(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
-    trial.set_user_attr("status", result.status)
-    trial.set_user_attr("cached", result.cached)
+    trial.set_user_attr(attrs.STATUS, str(result.status))
+    trial.set_user_attr(attrs.CACHED, result.cached)
     if result.error:
-        trial.set_user_attr("error", result.error[:2000])
-    if result.status == "ok" and result.time_ns is not None:
+        trial.set_user_attr(attrs.ERROR, result.error[:2000])
+    if result.status == TrialStatus.OK and result.time_ns is not None:
         study.tell(trial, result.time_ns)
     else:
         first_line = result.error.splitlines()[0] if result.error else ""
@@ -291,7 +290,7 @@ def _untunable(study: optuna.Study) -> str:
     dimension. Spending the budget there would only produce not-applied trials.
     """
     counted = [t for t in study.get_trials(deepcopy=False) if _counted(t)][:UNTUNABLE_AFTER]
-    if len(counted) == UNTUNABLE_AFTER and all(t.user_attrs.get("status") == "not_applied" for t in counted):
+    if len(counted) == UNTUNABLE_AFTER and all(t.user_attrs.get(attrs.STATUS) == TrialStatus.NOT_APPLIED.value for t in counted):
         return "IREE does not apply a spec config to this op (known for batch-1 convolutions)"
     return ""
 
@@ -300,22 +299,24 @@ def summarize(
     study: optuna.Study, target: TuningTarget, skeletons: tuple[Skeleton, ...], study_name: str, compiles: int = 0
 ) -> TargetOutcome:
     statuses: dict[str, int] = {}
-    best_cfg, best_ns, baseline = None, None, None
+    baseline = None
     default_canon = target.root.default_config.canonical() if target.root.default_config else None
     counted = 0
+    fastest: dict[str, float] = {}
     for t in study.get_trials(deepcopy=False):
-        status = t.user_attrs.get("status", t.state.name.lower())
+        status = t.user_attrs.get(attrs.STATUS, t.state.name.lower())
         statuses[status] = statuses.get(status, 0) + 1
         if _counted(t):
             counted += 1
         if t.state == TrialState.COMPLETE and t.value is not None:
-            cfg = t.user_attrs.get("config")
+            cfg = t.user_attrs.get(attrs.CONFIG)
             if cfg == default_canon and (baseline is None or t.value < baseline):
                 baseline = t.value
-            if best_ns is None or t.value < best_ns:
-                best_ns, best_cfg = t.value, CompilationConfig.from_json(json.loads(cfg))
+            fastest[cfg] = min(t.value, fastest.get(cfg, t.value))
+    ranked = tuple((CompilationConfig.from_json(json.loads(cfg)), ns) for cfg, ns in sorted(fastest.items(), key=lambda kv: kv[1]))
+    best_cfg, best_ns = ranked[0] if ranked else (None, None)
     return TargetOutcome(target, study_name, counted, statuses, best_cfg, best_ns, baseline, skeletons, compiles,
-                         _untunable(study))
+                         _untunable(study), ranked)
 
 
 def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout_s: float) -> TargetOutcome:
@@ -326,7 +327,7 @@ def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout
     """
     study = optuna.load_study(study_name=outcome.study_name, storage=storage)
     me = worker_id()
-    if not any(t.user_attrs.get("worker") not in (None, me) and (t.datetime_start or _STARTED) >= _STARTED
+    if not any(t.user_attrs.get(attrs.WORKER) not in (None, me) and (t.datetime_start or _STARTED) >= _STARTED
                for t in study.get_trials(deepcopy=False)):  # nobody else worked this study during our run
         return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
     deadline = time.monotonic() + timeout_s

@@ -16,13 +16,15 @@ from typing import Any
 import yaml
 
 from ..dispatches import RootOp
+from ..errors import SpaceError
+from ..families import get_family
 from ..spec import PIPELINES, TILE_LEVELS, CompilationConfig
 
-SPACES_DIR = pathlib.Path(__file__).resolve().parents[2] / "spaces"
+# The top-level spaces/ folder, reached through a link inside the package so that it ships
+# in the wheel (see pyproject.toml).
+SPACES_DIR = pathlib.Path(__file__).parent / "files"
 
 
-class SpaceError(Exception):
-    """A space file that does not describe a valid space."""
 
 
 def loop_names(root: RootOp) -> list[str]:
@@ -60,7 +62,7 @@ class Skeleton:
         levels: dict[str, dict[str, list[int] | tuple[int, ...]]],
         ties: dict[str, str] | None = None,
         rationale: str = "",
-    ) -> "Skeleton":
+    ) -> Skeleton:
         # IREE's level order first; unknown levels are kept (last) so validation can name them.
         names = [lvl for lvl in TILE_LEVELS if lvl in levels] + [lvl for lvl in levels if lvl not in TILE_LEVELS]
         ordered = tuple(
@@ -112,7 +114,7 @@ class Skeleton:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Skeleton":
+    def from_json(cls, data: dict[str, Any]) -> Skeleton:
         return cls.make(
             data["name"], data["pipeline"], data["loop_peeling"], data["levels"], data.get("ties"), data.get("rationale", "")
         )
@@ -211,6 +213,9 @@ class KnobSpace:
         elements = math.prod(vector)
         if elements >= self.max_vector_elements:
             errors.append(f"vector tile has {elements} elements, limit {self.max_vector_elements - 1}")
+        family = get_family(self.family)
+        if family is not None:
+            errors += family.check_config(config, root.loops)
         if self.vector_within_distribution and "distribution" in tiles:
             for i, (d, v) in enumerate(zip(tiles["distribution"], tiles.get("vector_common_parallel", ()))):
                 if d and v and v > d:

@@ -46,7 +46,7 @@ class CompilationConfig:
                 raise ValueError(f"unknown tile level {level!r}; known: {', '.join(TILE_LEVELS)}")
 
     @classmethod
-    def make(cls, pipeline: str, tiles: dict[str, list[int]], loop_peeling: bool = False) -> "CompilationConfig":
+    def make(cls, pipeline: str, tiles: dict[str, list[int]], loop_peeling: bool = False) -> CompilationConfig:
         ordered = tuple((lvl, tuple(int(v) for v in tiles[lvl])) for lvl in TILE_LEVELS if lvl in tiles)
         return cls(pipeline=pipeline, tiles=ordered, loop_peeling=loop_peeling)
 
@@ -83,7 +83,7 @@ class CompilationConfig:
         return json.loads(self.canonical())
 
     @classmethod
-    def from_json(cls, data: dict) -> "CompilationConfig":
+    def from_json(cls, data: dict) -> CompilationConfig:
         return cls.make(data["pipeline"], data["tiles"], bool(data.get("loop_peeling", False)))
 
 

@@ -13,14 +13,13 @@ import json
 import logging
 import pathlib
 import re
-import time
 from typing import Any
 
 from ...config import ProposerSpec
 from ...evaluation import Cache
 from ...knowledge import retrieve_notes, similar_results
 from ...spaces import Skeleton, loop_bounds, loop_names
-from .._base import Proposal, ProposalRequest
+from .._base import Proposal, ProposalRequest, Proposer
 from .._heuristic import HeuristicProposer
 from ._client import LLMClient
 from ._local import MODEL_ALIAS, LocalModelUnavailable, LocalServer
@@ -107,7 +106,7 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
     return valid, errors, len(items)
 
 
-class LLMProposer:
+class LLMProposer(Proposer):
     def __init__(self, client: LLMClient | None, *, storage=None, repair_rounds: int = 2, max_skeletons: int = 3,
                  unavailable: str = "", server: LocalServer | None = None) -> None:
         self.client = client

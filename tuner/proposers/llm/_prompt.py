@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ...dispatches import TuningTarget
+from ...families import get_family
 from ...knowledge import Note, PastResult
 from ...spaces import KnobSpace, loop_names
 
@@ -94,6 +95,7 @@ def build_messages(
     max_skeletons: int = MAX_SKELETONS,
 ) -> list[dict]:
     root = target.root
+    family = get_family(root.family)
     loops = loop_names(root)
     loop_desc = ", ".join(f"{n}={l.bound}{'' if l.parallel else ' (reduction)'}" for n, l in zip(loops, root.loops))
     features = [f for f in ("avx512f", "avx2", "fma", "avx") if f in cpu_features.split(",")]
@@ -107,6 +109,7 @@ def build_messages(
     }
     lines = [
         f"Op: {root.family} ({root.op_name}), element types {'/'.join(root.element_types)}.",
+        *([f"About {root.family}: {family.prompt_notes}"] if family and family.prompt_notes else []),
         f"Loops: {loop_desc}.",
         f"IR: {_op_signature(target)}",
         f"CPU: x86 {' '.join(features)}; {width} f32 lanes per vector register, 16 registers.",

@@ -1,0 +1,49 @@
+"""The dispatch stage's input: a model's default build under some flags, timed in the model."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING
+
+from .. import iree
+from ._analyze import Dispatch, read_configured_executables
+from ._targets import tunable_shares
+
+if TYPE_CHECKING:
+    from ..evaluation import ModelContext
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """Every dispatch of one build (root op, IREE's default config) and its in-model time."""
+
+    dispatches: dict[str, Dispatch]
+    timings: dict[str, iree.DispatchTiming]
+
+    @property
+    def families(self) -> set[str]:
+        return {d.root.family for d in self.dispatches.values() if d.root is not None}
+
+    @property
+    def tunable(self) -> dict[str, float]:
+        """Op family -> share of the model's time a spec can tune."""
+        return tunable_shares(self.dispatches, self.timings)
+
+
+def analyze_model(model: ModelContext) -> Analysis:
+    """Build with IREE's defaults under the model's flags, read every dispatch, profile them.
+
+    Kept on disk under the model's build key (model content, inputs, flags, compiler, CPU): a
+    re-run reads it back, a new IREE or an edited model analyses again.
+    """
+    folder = model.workdir / f"analysis_{model.build_key()}"
+    timings_file = folder / "timings.json"
+    if not timings_file.exists():
+        built = model.compile(folder, dump_configs=True, name="default")
+        if not built.ok:
+            raise iree.ToolError(f"the model does not compile with IREE's defaults: {built.error}")
+        timings = iree.profile_dispatches(built.vmfb, model.entry, model.inputs, folder / "profile",
+                                          iterations=30, timeout_s=model.run_timeout_s)
+        timings_file.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
+    timings = {k: iree.DispatchTiming(**v) for k, v in json.loads(timings_file.read_text()).items()}
+    return Analysis(read_configured_executables(folder / "default_configs"), timings)

@@ -1,0 +1,87 @@
+"""What ships: the winners worth exporting, and which end-to-end build wins.
+
+Candidates are the tuned build(s) (each confirmed with its spec), the fastest flags alone
+(when they differ from every tuning build's flags) and, implicitly, IREE's default: nothing
+slower than the default end to end is exported.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from ..dispatches import TuningTarget
+from ..spec import CompilationConfig
+from ._confirm import Confirmation
+
+# A best trial must beat the baseline by this much to be worth confirming.
+MIN_SEARCH_GAIN = 0.02
+
+
+def select_winners(
+    outcomes, usable: Callable[[TuningTarget, CompilationConfig], bool]
+) -> list[tuple[TuningTarget, CompilationConfig]]:
+    """Per target, the fastest config that is not IREE's default, beats the baseline and whose
+    verdict still stands (`usable`); most time saved first."""
+    picked = []
+    for o in outcomes:
+        baseline = o.baseline_ns or o.target.default_ns
+        default = o.target.root.default_config.canonical() if o.target.root.default_config else None
+        for config, ns in o.ranked:
+            if ns >= baseline * (1 - MIN_SEARCH_GAIN):
+                break
+            if config.canonical() == default or not usable(o.target, config):
+                continue
+            picked.append((baseline - ns, o.target, config))
+            break
+    picked.sort(key=lambda p: -p[0])
+    return [(t, c) for _, t, c in picked]
+
+
+@dataclasses.dataclass
+class Contender:
+    """One end-to-end candidate: a tuned build (with its spec) or flags alone."""
+
+    name: str
+    flags: list[str]
+    confirmation: Confirmation
+    tuned: bool  # carries dispatch configs (a tuning build) rather than flags alone
+
+    @property
+    def speedup(self) -> float:
+        return self.confirmation.speedup
+
+
+@dataclasses.dataclass
+class ExportDecision:
+    shipped: Contender
+    contenders: list[Contender]
+    withdrawn: dict | None  # the best contender, when it was slower than the default
+    note: str  # why a tuned build did not ship, if it did not
+
+    def to_json(self) -> dict:
+        return {
+            "shipped": self.shipped.name,
+            "flags": self.shipped.flags,
+            "contenders": [{"name": c.name, "flags": c.flags, "tuned": c.tuned, "speedup": c.speedup,
+                            "kept": c.confirmation.kept} for c in self.contenders],
+            "withdrawn": self.withdrawn,
+            "note": self.note,
+        }
+
+
+def decide_export(contenders: list[Contender], default: Callable[[], Confirmation]) -> ExportDecision:
+    """The fastest contender end to end; IREE's default (from `default()`) if even that one is
+    slower than the default."""
+    best = max(contenders, key=lambda c: c.speedup)
+    note = ""
+    if best.tuned is False and any(c.tuned for c in contenders):
+        note = f"{best.name} alone was faster end to end ({best.speedup:.2f}x)"
+    elif len([c for c in contenders if c.tuned]) > 1:
+        others = ", ".join(f"{c.name} {c.speedup:.2f}x" for c in contenders if c is not best and c.tuned)
+        note = f"tuned under {best.name} ({best.speedup:.2f}x) rather than {others}"
+    if best.speedup < 1.0 and (best.confirmation.kept or best.flags):
+        # Per-dispatch gains that do not add up end to end (or noise) must not ship as a "tuning".
+        withdrawn = {"name": best.name, "speedup": best.speedup, "kept": best.confirmation.kept, "flags": best.flags}
+        shipped = Contender("default", [], default(), False)
+        return ExportDecision(shipped, contenders, withdrawn, f"the tuned build was {best.speedup:.2f}x end to end")
+    return ExportDecision(best, contenders, None, note)

@@ -1,0 +1,26 @@
+"""Op families: one class per kind of tunable root op, in one list.
+
+`FAMILIES` is tried in order; the first family that recognises a root op owns it. Convolutions
+come before contractions: linalg's contraction inference also accepts some convolutions.
+"""
+from __future__ import annotations
+
+from ._base import Loop, OpFamily, Recognised
+from ._convolution import Conv2dFamily, DepthwiseFamily
+from ._matmul import MatmulFamily
+
+FAMILIES: tuple[OpFamily, ...] = (Conv2dFamily(), DepthwiseFamily(), MatmulFamily())
+
+_BY_NAME = {f.name: f for f in FAMILIES}
+
+
+def get_family(name: str) -> OpFamily | None:
+    """The family called `name` (None for `other`: an op no family recognises)."""
+    return _BY_NAME.get(name)
+
+
+def family_names() -> tuple[str, ...]:
+    return tuple(_BY_NAME)
+
+
+__all__ = ["FAMILIES", "Loop", "OpFamily", "Recognised", "family_names", "get_family"]

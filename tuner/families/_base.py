@@ -1,0 +1,97 @@
+"""What an op family is: one class per kind of root op, kept in one list (`FAMILIES`).
+
+A family knows how to recognise its root op (and name its loops), how a spec matches it,
+which IREE bugs make a spec useless on it, which constraints its configs must satisfy beyond
+the space file's, and what the LLM prompt should say about it. Its knob space and skeleton
+library live in `spaces/<name>.yaml`. Adding a family is one module here, one YAML file and
+its tests.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import TYPE_CHECKING, ClassVar
+
+from iree.compiler import ir
+
+from ..spec import OpMatcher
+
+if TYPE_CHECKING:
+    from ..spec import CompilationConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """One loop of a root op: its role (m, n, k, oc, oh, ...), trip count and iterator kind."""
+
+    role: str
+    bound: int
+    parallel: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Recognised:
+    """A family's reading of a root op: a role per loop and the spec's matcher for it."""
+
+    roles: tuple[str, ...]
+    matcher: OpMatcher
+
+
+class OpFamily(abc.ABC):
+    """One kind of tunable root op."""
+
+    name: ClassVar[str]
+    # Reduction roles: loops a family calls this way are reductions when the op does not say.
+    reduction_roles: ClassVar[frozenset[str]] = frozenset()
+    # What the LLM prompt says about this family (one or two sentences, no measured numbers).
+    prompt_notes: ClassVar[str] = ""
+    # A prior for planning only: the factor by which tuning is expected to cut this family's
+    # time, set below what tuning usually reached (measurements: the project's issue notes),
+    # so that a flag set's certain gain is not traded for an optimistic guess.
+    expected_gain: ClassVar[float] = 1.2
+
+    @abc.abstractmethod
+    def recognise(self, op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> Recognised | None:
+        """This family's reading of `op`, or None when the op is not of this family."""
+
+    def known_issue(self, loops: tuple[Loop, ...]) -> str | None:
+        """Why a spec cannot take effect on such an op with this IREE, if it is a known bug."""
+        return None
+
+    def check_config(self, config: CompilationConfig, loops: tuple[Loop, ...]) -> list[str]:
+        """Constraint violations beyond the space file's (empty when none)."""
+        return []
+
+
+# Reading helpers shared by the families (IREE's Python bindings only).
+
+
+def element_type(value: ir.Value) -> str:
+    t = value.type
+    return str(t.element_type) if isinstance(t, ir.ShapedType) else str(t)
+
+
+def operand_types(op: ir.Operation) -> tuple[str, str, str]:
+    """(lhs, rhs, output) element types of a linalg op with two inputs and one init."""
+    types = tuple(element_type(v) for v in list(op.operands)[:3])
+    return (types + ("", "", ""))[:3]  # type: ignore[return-value]
+
+
+def body_ops(op: ir.Operation) -> set[str]:
+    names = set()
+    for region in op.regions:
+        for block in region.blocks:
+            names.update(o.name for o in block.operations)
+    return names
+
+
+def is_mul_add(op: ir.Operation) -> bool:
+    """A multiply-accumulate body (named linalg ops carry no visible body and count as one)."""
+    body = body_ops(op)
+    if not body:
+        return True
+    return bool(body & {"arith.mulf", "arith.muli"}) and bool(body & {"arith.addf", "arith.addi"})
+
+
+def map_texts(maps: list[ir.AffineMap]) -> tuple[str, ...]:
+    return tuple(str(ir.AffineMapAttr.get(m)) for m in maps)

@@ -1,0 +1,94 @@
+"""2-D convolutions: dense (conv2d) and depthwise, both read by linalg's convolution inference."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from iree.compiler import ir
+from iree.compiler.dialects import linalg
+
+from ..spec import OpMatcher
+from ._base import Loop, OpFamily, Recognised, is_mul_add, map_texts, operand_types
+
+# Matcher result order of `transform.iree.match.convolution`.
+_GROUPS = ("n", "oh_ow", "oc", "kh_kw", "ic", "c")
+_NAMES = {"oh_ow": ("oh", "ow"), "kh_kw": ("kh", "kw")}
+
+
+def _convolution_groups(op: ir.Operation) -> dict[str, list[int]] | None:
+    if len(list(op.operands)) < 3 or not linalg.isa_convolution_op(op) or not is_mul_add(op):
+        return None
+    dims = linalg.infer_convolution_dimensions(op)
+    return {
+        "n": list(dims.batch),
+        "oh_ow": list(dims.output_image),
+        "oc": list(dims.output_channel),
+        "kh_kw": list(dims.filter_loop),
+        "ic": list(dims.input_channel),
+        "c": list(dims.depth),
+        "_strides": list(dims.strides),
+        "_dilations": list(dims.dilations),
+    }
+
+
+def _recognise(op, maps, bounds, groups) -> Recognised:
+    roles = ["d"] * len(bounds)
+    for key in _GROUPS:
+        for i, pos in enumerate(groups[key]):
+            roles[pos] = _NAMES[key][i] if key in _NAMES else key
+    lhs, rhs, out = operand_types(op)
+    matcher = OpMatcher(
+        op_name=op.name,
+        kind="convolution",
+        lhs_type=lhs,
+        rhs_type=rhs,
+        output_type=out,
+        dims=tuple(tuple(bounds[p] for p in groups[k]) for k in _GROUPS),
+        strides=tuple(groups["_strides"]),
+        dilations=tuple(groups["_dilations"]),
+        indexing_maps=map_texts(maps),
+    )
+    return Recognised(tuple(roles), matcher)
+
+
+class _ConvolutionFamily(OpFamily):
+    reduction_roles: ClassVar[frozenset[str]] = frozenset({"kh", "kw", "ic"})
+
+    def known_issue(self, loops: tuple[Loop, ...]) -> str | None:
+        # IREE applies the spec's config to the batch-less op, then
+        # InsertBatchDimForBatchlessConvPass rebuilds the op and drops it (IREE 3.13;
+        # tests/test_evaluation.py fails the day IREE fixes it). Knowing it up front lets a
+        # flag set that turns these convs into matmuls (im2col) be preferred for tuning.
+        batch = [loop.bound for loop in loops if loop.role == "n"]
+        if batch in ([], [1]):
+            return "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
+        return None
+
+
+class Conv2dFamily(_ConvolutionFamily):
+    name = "conv2d"
+    expected_gain = 2.0
+    prompt_notes = (
+        "ConvTileAndDecomposeExpert decomposes the conv into 1-D convs after tiling: vector tiles of oh, kh "
+        "and kw must be 1. Register blocking comes from the vector tiles on oc and ow."
+    )
+
+    def recognise(self, op, maps, bounds):
+        groups = _convolution_groups(op)
+        if groups is None or not (groups["oc"] and groups["ic"] and len(groups["oh_ow"]) == 2):
+            return None
+        return _recognise(op, maps, bounds, groups)
+
+
+class DepthwiseFamily(_ConvolutionFamily):
+    name = "depthwise"
+    expected_gain = 1.1
+    prompt_notes = (
+        "Depthwise conv: one channel loop c shared by input, filter and output; vectorise along c "
+        "(contiguous in NHWC) with a few output columns per step."
+    )
+
+    def recognise(self, op, maps, bounds):
+        groups = _convolution_groups(op)
+        if groups is None or not groups["c"] or groups["ic"] or len(groups["oh_ow"]) != 2:
+            return None
+        return _recognise(op, maps, bounds, groups)

@@ -1,0 +1,126 @@
+"""summary.json: what a job did and what ships, as one versioned record."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .. import iree
+from ..spaces import loop_bounds
+
+# Bump when a field changes meaning or disappears (adding a field needs no bump).
+SCHEMA_VERSION = 2
+
+
+@dataclasses.dataclass
+class BuildRun:
+    """One tuning build's dispatch stage and search, and its confirmation (None if not confirmed)."""
+
+    name: str
+    flags: list[str]
+    targets: list  # TuningTarget
+    rows: list  # DispatchRow
+    search: Any  # SearchResult
+    confirmation: Any = None  # Confirmation
+
+
+@dataclasses.dataclass
+class JobSummary:
+    job: str
+    compiler_version: str
+    target_cpu: str
+    cpu_model: str
+    cpu_features: str
+    model_format: str
+    model_source: str
+    model_mlir: str
+    entry: str
+    inputs: list[str]
+    input_files: list[str]
+    default_flags: list[str]
+    tuned_flags: list[str]
+    shipped: str  # the build that ships: a tuning build's name, flags alone, or "default"
+    flag_candidates: list[dict]
+    tuning_plan: dict | None
+    dispatches: list[dict]
+    untuned_dispatches: list[dict]
+    end_to_end: dict
+    export: dict
+    proposer_fallbacks: dict[str, str]
+    busy_warnings: list[str]
+    storage: str
+    seconds: float
+    compiles: int
+    trial_compiles: int
+    llm: dict | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+
+def _status(target, run: BuildRun, outcome, shipped: bool, note: str) -> str:
+    search = run.search
+    if target.key in search.skipped:
+        return f"skipped: {search.skipped[target.key]}"
+    if outcome is not None and outcome.untunable:
+        return f"not tunable: {outcome.untunable}"
+    conf = run.confirmation
+    if conf is None:
+        return "default kept (nothing faster found)"
+    if target.label in conf.kept:
+        return "tuned" if shipped else f"not exported: {note or 'another build shipped'}"
+    if target.label in conf.dropped:
+        return f"dropped: {conf.dropped[target.label]}"
+    return "default kept (nothing faster found)"
+
+
+def dispatch_rows(runs: list[BuildRun], shipped: str, note: str) -> list[dict]:
+    out = []
+    for run in runs:
+        by_key = {o.target.key: o for o in run.search.outcomes}
+        for target in run.targets:
+            o = by_key.get(target.key)
+            status = _status(target, run, o, run.name == shipped, note)
+            in_model = run.confirmation.per_target_ns.get(target.label) if run.confirmation else None
+            winning = run.confirmation.configs.get(target.label) if status == "tuned" else None
+            out.append({
+                "build": run.name,
+                "label": target.label,
+                "dispatches": list(target.dispatches),
+                "op_kind": target.root.family,
+                "op_name": target.root.op_name,
+                "loops": loop_bounds(target.root),
+                "element_types": list(target.root.element_types),
+                "share": target.share,
+                "default_ns": target.default_ns,
+                "baseline_ns": o.baseline_ns if o else None,
+                "tuned_ns": o.best_ns if o else None,
+                "in_model_ns": list(in_model) if in_model else None,
+                "speedup": (o.baseline_ns or target.default_ns) / o.best_ns if o and o.best_ns else None,
+                "default_config": target.root.default_config.to_json() if target.root.default_config else None,
+                "winning_config": winning,
+                "trials": o.trials if o else 0,
+                "compiles": o.compiles if o else 0,  # trial builds of this run (cache hits cost none)
+                "trial_statuses": o.statuses if o else {},
+                "skeletons": [s.name for s in o.skeletons] if o else [],
+                "status": status,
+            })
+    return out
+
+
+def untuned_rows(runs: list[BuildRun], shipped: str) -> list[dict]:
+    run = next((r for r in runs if r.name == shipped), runs[0] if runs else None)
+    if run is None:
+        return []
+    tuned_keys = {t.key for t in run.targets}
+    return [
+        {"name": r.name, "family": r.family, "share": r.share, "time_ns": r.time_ns,
+         "reason": r.reason or ("" if r.target_key in tuned_keys else "below the time-share cut")}
+        for r in run.rows if r.target_key not in tuned_keys
+    ]
+
+
+def machine_fields() -> dict[str, str]:
+    return {"compiler_version": iree.compiler_version(), "cpu_model": iree.host_cpu_model(),
+            "cpu_features": iree.host_cpu_features()}

@@ -1,0 +1,89 @@
+"""One tuning build's search: a proposal and a study per target, hottest target first."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from ..dispatches import TuningTarget
+from ..evaluation import Evaluator
+from ..proposers import ProposalRequest, Proposer, default_values
+from ..spaces import load_space
+from ._study import TargetOutcome, tune_target
+
+log = logging.getLogger("schedtune")
+
+
+@dataclasses.dataclass
+class SearchSettings:
+    job: str
+    build_tag: str  # compiler + CPU + flags: a new one starts new studies that re-verify old winners
+    trials: int
+    sampler: str
+    seed: int
+    deadline: float | None
+    cpu_features: str
+
+
+@dataclasses.dataclass
+class SearchResult:
+    outcomes: list[TargetOutcome]
+    skipped: dict[str, str]  # target key -> why it was not searched
+    fallbacks: dict[str, str]  # target label -> why the configured proposer was replaced
+
+
+def _centre_check(evaluator: Evaluator, target: TuningTarget):
+    """A proposer's skeleton check: compile one of its points in the model (cached like any trial)."""
+
+    def check(config) -> str | None:
+        result = evaluator.evaluate(target, config)
+        if result.status in ("ok", "in_progress"):
+            return None
+        return f"{result.status}: {result.error}"
+
+    return check
+
+
+def search_targets(
+    targets: list[TuningTarget],
+    evaluator: Evaluator,
+    proposer: Proposer,
+    settings: SearchSettings,
+    storage,
+    progress,
+    label: Callable[[int, TuningTarget], str],
+) -> SearchResult:
+    outcomes: list[TargetOutcome] = []
+    skipped: dict[str, str] = {}
+    fallbacks: dict[str, str] = {}
+    for i, target in enumerate(targets):
+        space = load_space(target.root.family)
+        if space is None:
+            skipped[target.key] = f"no space for op family {target.root.family}"
+            continue
+        request = ProposalRequest(target, space, settings.cpu_features, _centre_check(evaluator, target))
+        proposal = proposer.propose(request)
+        if proposal.notes:
+            log.info("%s: proposals from %s (%s)", target.label, proposal.source, "; ".join(proposal.notes))
+        if proposal.fell_back:
+            fallbacks[target.label] = "; ".join(proposal.notes) or "the proposer failed"
+        if not proposal.skeletons:
+            skipped[target.key] = "no valid skeleton proposed"
+            continue
+        defaults = {}
+        for sk in proposal.skeletons:
+            vals = default_values(sk, request)
+            if vals is not None:
+                defaults[sk.name] = vals
+                break
+        task = progress.add(label(i, target), settings.trials)
+        outcome = tune_target(
+            target, space, proposal.skeletons, defaults, evaluator,
+            storage=storage, study_name=f"{settings.job}:{target.key}:{settings.build_tag}",
+            history_prefix=f"{settings.job}:{target.key}:", trials=settings.trials,
+            sampler=settings.sampler, seed=settings.seed, deadline=settings.deadline,
+            progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
+        )
+        progress.update(task, outcome.trials, settings.trials, None if outcome.best_ns is None else outcome.best_ns / 1e6)
+        outcomes.append(outcome)
+    return SearchResult(outcomes, skipped, fallbacks)
