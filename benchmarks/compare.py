@@ -3,8 +3,10 @@
     python benchmarks/compare.py --config configs/resnet.yaml [--rounds 10] [--no-torch-compile]
 
 Run after `tune --config ...`. Measures end-to-end latency of one model call for: IREE with
-its defaults, IREE with the exported spec + flags, onnxruntime (CPU, 2 threads), PyTorch
-eager (2 threads) and `torch.compile` (inductor, 2 threads) when it works on this CPU.
+its defaults, IREE with the exported spec + flags (both with 2 task-system workers:
+`--task_topology_max_group_count`), onnxruntime (CPU, 2 threads), PyTorch eager (2 threads)
+and `torch.compile` (inductor, 2 threads) when it works on this CPU (`--threads` changes the
+count for all of them).
 Every runner gets the same inputs (the job's), every output is checked against PyTorch's
 (or onnxruntime's for an ONNX model), and the runners take turns: round r times each of
 them once, so slow drifts of a noisy machine hit all alike. Writes `compare.md`,
@@ -20,11 +22,11 @@ import pathlib
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-THREADS = 2
+THREADS = 2  # default thread count of every runner, IREE's task-system workers included
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tuner import iree  # noqa: E402
@@ -49,13 +51,54 @@ class Runner:
         self.ms.append((time.perf_counter() - start) * 1e3 / iterations)
 
 
+def _pin_iree_workers(threads: int) -> None:
+    """Caps IREE's local-task worker count, as `iree-run-module --task_topology_max_group_count=N`.
+
+    The in-process runtime reads the task flags once, when the local-task driver is first
+    created (the Python bindings cache the driver and the device for the whole process), so
+    this must run before any `iree.runtime.Config`; flags parsed later are silently ignored.
+    """
+    import iree.runtime as rt
+
+    rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
+
+
+def _iree_worker_threads(settle_s: float = 1.0) -> int | None:
+    """IREE task-system worker threads alive in this process (named iree-worker-N), or None off Linux.
+
+    A worker names itself once it runs: the count is taken again until it stops changing.
+    """
+    tasks = pathlib.Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+
+    def count() -> int:
+        names = []
+        for task in tasks.iterdir():
+            try:
+                names.append((task / "comm").read_text().strip())
+            except OSError:  # the thread ended meanwhile
+                pass
+        return sum(n.startswith("iree-worker") for n in names)
+
+    seen, deadline = count(), time.monotonic() + settle_s
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        again = count()
+        if again == seen and seen:
+            break
+        seen = again
+    return seen
+
+
 def _iree_runner(name: str, vmfb: pathlib.Path, entry: str) -> Runner:
     import iree.runtime as rt
 
-    config = rt.Config("local-task")
+    config = rt.Config("local-task")  # the process's one cached local-task device: pinned workers
     ctx = rt.SystemContext(config=config)
-    ctx.add_vm_module(rt.VmModule.mmap(config.vm_instance, str(vmfb)))
-    fn = ctx.modules.module[entry]
+    module = rt.VmModule.mmap(config.vm_instance, str(vmfb))
+    ctx.add_vm_module(module)
+    fn = ctx.modules[module.name][entry]
 
     def call(inputs):
         out = fn(*inputs)
@@ -66,12 +109,12 @@ def _iree_runner(name: str, vmfb: pathlib.Path, entry: str) -> Runner:
 
 
 def _torch_runners(factory: str, inputs: list[np.ndarray], with_compile: bool, work: pathlib.Path,
-                   notes: list[str]) -> tuple[list[Runner], pathlib.Path | None]:
+                   notes: list[str], threads: int) -> tuple[list[Runner], pathlib.Path | None]:
     import torch
 
     from tuner.frontend._torch_export import load_factory
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = load_factory(factory)().eval()
     example = tuple(torch.from_numpy(x) for x in inputs)
@@ -100,19 +143,19 @@ def _torch_runners(factory: str, inputs: list[np.ndarray], with_compile: bool, w
     return runners, onnx_file
 
 
-def _ort_runner(onnx_file: pathlib.Path) -> Runner:
+def _ort_runner(onnx_file: pathlib.Path, threads: int) -> Runner:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = THREADS
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    return Runner("onnxruntime", lambda xs: session.run(None, dict(zip(names, xs))))
+    return Runner("onnxruntime", lambda xs: session.run(None, dict(zip(names, xs, strict=True))))
 
 
-def _chart(path: pathlib.Path, job: str, rows: list[dict]) -> None:
+def _chart(path: pathlib.Path, job: str, rows: list[dict], threads: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,7 +171,7 @@ def _chart(path: pathlib.Path, job: str, rows: list[dict]) -> None:
     for i, m in enumerate(med):
         ax.text(i, m, f"{m:.2f}", ha="center", va="bottom", fontsize=9)
     ax.set_ylabel("ms per call (median of rounds; bars: min-max)")
-    ax.set_title(f"{job}: end-to-end latency, {THREADS} threads, lower is better")
+    ax.set_title(f"{job}: end-to-end latency, {threads} threads each, lower is better")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -141,7 +184,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=20, help="calls per runner per round")
     parser.add_argument("--no-torch-compile", action="store_true")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads of every runner, IREE's task-system workers included (default %(default)s)")
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     try:
         job = load_config(args.config, output_override=args.output)
     except ConfigError as exc:
@@ -152,7 +199,8 @@ def main() -> int:
     if not spec.exists():
         print(f"compare: {spec} not found: run `tune --config {args.config}` first", file=sys.stderr)
         return 2
-    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads (inductor's OpenMP kernels)
+    _pin_iree_workers(args.threads)  # before the first IREE device of this process
     work = report / "work" / "compare"
     work.mkdir(parents=True, exist_ok=True)
     imported = import_model(job.model, report / "work" / "imports")
@@ -173,13 +221,14 @@ def main() -> int:
                _iree_runner("IREE tuned", vmfbs["tuned"], imported.entry)]
     onnx_file = job.model.path if job.model.format == "onnx" else None
     if job.model.factory:
-        torch_runners, exported = _torch_runners(job.model.factory, inputs, not args.no_torch_compile, work, notes)
+        torch_runners, exported = _torch_runners(job.model.factory, inputs, not args.no_torch_compile, work, notes,
+                                                 args.threads)
         runners += torch_runners
         onnx_file = onnx_file or exported
     else:
         notes.append("no PyTorch rows: the job names no torch factory")
     if onnx_file is not None:
-        runners.insert(2, _ort_runner(onnx_file))
+        runners.insert(2, _ort_runner(onnx_file, args.threads))
 
     # The framework the model came from is the reference for every runner, IREE included.
     ref_runner = next((r for r in runners if r.name == "PyTorch eager"), None) or next(
@@ -189,6 +238,13 @@ def main() -> int:
         ok, r.error = outputs_match(r.call(inputs)[: len(reference)], reference)
         if not ok:
             notes.append(f"{r.name}: outputs differ from {ref_runner.name} (max relative error {r.error:.2e})")
+    # Both IREE runners share the process's one local-task device and its workers. More
+    # workers than --threads: the pin failed; fewer: the machine has fewer physical cores.
+    iree_workers = _iree_worker_threads()
+    if iree_workers is not None and iree_workers > args.threads:
+        notes.append(f"IREE worker count not pinned: {iree_workers} iree-worker threads, expected {args.threads}")
+    elif iree_workers is not None and iree_workers < args.threads:
+        notes.append(f"IREE runs {iree_workers} workers, not {args.threads}: IREE uses at most one per physical core")
     for r in runners:  # warm-up: caches, thread pools, lazy weight loading
         r.time_round(inputs, max(2, args.iterations // 4))
         r.ms.clear()
@@ -202,7 +258,8 @@ def main() -> int:
         med = statistics.median(r.ms)
         rows.append({"runner": r.name, "median_ms": med, "min_ms": min(r.ms), "max_ms": max(r.ms),
                      "tuned_iree_speedup": med / tuned, "max_rel_error": r.error, "rounds_ms": r.ms})
-    result = {"job": job.name, "inputs": list(job.model.inputs), "threads": THREADS, "rounds": args.rounds,
+    result = {"job": job.name, "inputs": list(job.model.inputs), "threads": args.threads,
+              "iree_worker_threads": iree_workers, "rounds": args.rounds,
               "iterations": args.iterations, "reference": ref_runner.name, "rows": rows, "notes": notes}
     (report / "compare.json").write_text(json.dumps(result, indent=2))
     from tabulate import tabulate
@@ -212,13 +269,15 @@ def main() -> int:
           f"{r['tuned_iree_speedup']:.2f}x", f"{r['max_rel_error']:.1e}"] for r in rows],
         headers=["runner", "median ms", "range ms", "this / tuned IREE", "max rel. error"],
         tablefmt="github")
-    text = (f"# {job.name}: tuned IREE vs alternatives\n\nInputs {', '.join(job.model.inputs)}; {THREADS} threads each; "
+    text = (f"# {job.name}: tuned IREE vs alternatives\n\nInputs {', '.join(job.model.inputs)}; "
+            f"{args.threads} thread{'s' if args.threads > 1 else ''} each, IREE's worker count included "
+            f"(--task_topology_max_group_count={args.threads}); "
             f"{args.rounds} interleaved rounds of {args.iterations} calls; outputs checked against {ref_runner.name}.\n\n"
             f"{table}\n" + "".join(f"\n- {n}" for n in notes) + "\n\n![latency](compare.png)\n")
     (report / "compare.md").write_text(text)
-    _chart(report / "compare.png", job.name, rows)
+    _chart(report / "compare.png", job.name, rows, args.threads)
     print(text)
-    return 1 if any("outputs differ" in n for n in notes) else 0
+    return 1 if any("outputs differ" in n or "not pinned" in n for n in notes) else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ when installed, else reports characters only. The local model's window is 2048 t
 """
 from __future__ import annotations
 
+import argparse
 import pathlib
 import sys
 import tempfile
@@ -37,16 +38,19 @@ def tokenizer():
 
 
 def main() -> int:
-    configs = [pathlib.Path(p) for p in sys.argv[1:]] or sorted(pathlib.Path("configs").glob("*.yaml"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="*", type=pathlib.Path, help="job configs (default: configs/*.yaml)")
+    configs = parser.parse_args().configs or sorted(pathlib.Path("configs").glob("*.yaml"))
     count = tokenizer()
     rows = []
     features = iree.host_cpu_features()
     for path in configs:
         job = load_config(path)
-        model = import_model(job.model)
+        # The job's own import cache (as `tune` uses it): a torch or ONNX model is imported once.
+        model = import_model(job.model, job.report_dir / "work" / "imports")
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
-            flags = iree.target_flags(job.target.cpu, model.input_flags)
+            flags = iree.target_flags(job.target.cpu, tuple(model.input_flags) + job.target.extra_flags)
             built = iree.compile_model(model.path, tmp / "m.vmfb", flags, configs_dir=tmp / "cfg")
             if not built.ok:
                 print(f"{path}: does not compile: {built.error.splitlines()[0]}")

@@ -48,10 +48,11 @@ def analyse(name: str, out: pathlib.Path):
     built = iree.compile_model(model, work / "default.vmfb", flags, configs_dir=work / "configs")
     if not built.ok:
         sys.exit(f"{name}: default build failed: {built.error}")
-    paths = iree.save_inputs(inputs, work / "inputs", 0)
+    # Timed on the first input set, numerics checked on every set: as `tune` evaluates a trial.
+    paths, *check_sets = iree.save_input_sets(inputs, work / "inputs", 0)
     timings = iree.profile_dispatches(work / "default.vmfb", "main", paths, work / "profile")
     targets, _ = find_targets(read_configured_executables(work / "configs"), timings, time_share=0.5, max_targets=1)
-    return targets[0], ModelContext(model, "main", paths, flags, work)
+    return targets[0], ModelContext(model, "main", paths, flags, work, check_inputs=tuple(check_sets))
 
 
 def trajectory(study: optuna.Study) -> list[float]:
@@ -103,7 +104,7 @@ def main() -> int:
             evaluator = Evaluator(model, cache)
             space = load_space(target.root.family)
             request = ProposalRequest(target, space, iree.host_cpu_features(),
-                                      lambda c, t=target: None if evaluator.evaluate(t, c).status == "ok" else "fails")
+                                      lambda c, t=target, e=evaluator: None if e.evaluate(t, c).status == "ok" else "fails")
             default = evaluator.evaluate(target, target.root.default_config)
             heuristic = HeuristicProposer().propose(request).skeletons
             methods = {

@@ -32,7 +32,7 @@ def main() -> int:
         compare = {r["runner"]: r["median_ms"] for r in json.loads((folder / "compare.json").read_text())["rows"]}
         tuned = compare["IREE tuned"]
 
-        def cell(name: str) -> str:
+        def cell(name: str, compare=compare, tuned=tuned) -> str:
             return f"{compare[name]:.2f} ({compare[name] / tuned:.2f}x)" if name in compare else "-"
 
         rows.append([
