@@ -13,6 +13,7 @@ them once, so slow drifts of a noisy machine hit all alike. Writes `compare.md`,
 `compare.json` and `compare.png` into the job's report folder. Needs the extras `torch`,
 `onnx` and `compare` (`pip install -e '.[torch,onnx,compare]'`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,9 @@ def _iree_runner(name: str, vmfb: pathlib.Path, entry: str) -> Runner:
     return Runner(name, call)
 
 
-def _torch_runners(factory: str, inputs: list[np.ndarray], with_compile: bool, work: pathlib.Path,
-                   notes: list[str], threads: int) -> tuple[list[Runner], pathlib.Path | None]:
+def _torch_runners(
+    factory: str, inputs: list[np.ndarray], with_compile: bool, work: pathlib.Path, notes: list[str], threads: int
+) -> tuple[list[Runner], pathlib.Path | None]:
     import torch
 
     from tuner.frontend._torch_export import load_factory
@@ -138,7 +140,9 @@ def _torch_runners(factory: str, inputs: list[np.ndarray], with_compile: bool, w
             with torch.no_grad():
                 torch.onnx.export(model, example, str(onnx_file), dynamo=True, external_data=False)
         except Exception as exc:
-            notes.append(f"ONNX export failed, no onnxruntime row: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            notes.append(
+                f"ONNX export failed, no onnxruntime row: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            )
             return runners, None
     return runners, onnx_file
 
@@ -184,8 +188,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=20, help="calls per runner per round")
     parser.add_argument("--no-torch-compile", action="store_true")
-    parser.add_argument("--threads", type=int, default=THREADS,
-                        help="threads of every runner, IREE's task-system workers included (default %(default)s)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help="threads of every runner, IREE's task-system workers included (default %(default)s)",
+    )
     args = parser.parse_args()
     if args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -217,12 +225,15 @@ def main() -> int:
     inputs = [np.load(p) for p in input_files]
 
     notes: list[str] = []
-    runners = [_iree_runner("IREE default", vmfbs["default"], imported.entry),
-               _iree_runner("IREE tuned", vmfbs["tuned"], imported.entry)]
+    runners = [
+        _iree_runner("IREE default", vmfbs["default"], imported.entry),
+        _iree_runner("IREE tuned", vmfbs["tuned"], imported.entry),
+    ]
     onnx_file = job.model.path if job.model.format == "onnx" else None
     if job.model.factory:
-        torch_runners, exported = _torch_runners(job.model.factory, inputs, not args.no_torch_compile, work, notes,
-                                                 args.threads)
+        torch_runners, exported = _torch_runners(
+            job.model.factory, inputs, not args.no_torch_compile, work, notes, args.threads
+        )
         runners += torch_runners
         onnx_file = onnx_file or exported
     else:
@@ -232,7 +243,8 @@ def main() -> int:
 
     # The framework the model came from is the reference for every runner, IREE included.
     ref_runner = next((r for r in runners if r.name == "PyTorch eager"), None) or next(
-        (r for r in runners if r.name == "onnxruntime"), runners[0])
+        (r for r in runners if r.name == "onnxruntime"), runners[0]
+    )
     reference = ref_runner.call(inputs)
     for r in runners:
         ok, r.error = outputs_match(r.call(inputs)[: len(reference)], reference)
@@ -256,24 +268,52 @@ def main() -> int:
     rows = []
     for r in runners:
         med = statistics.median(r.ms)
-        rows.append({"runner": r.name, "median_ms": med, "min_ms": min(r.ms), "max_ms": max(r.ms),
-                     "tuned_iree_speedup": med / tuned, "max_rel_error": r.error, "rounds_ms": r.ms})
-    result = {"job": job.name, "inputs": list(job.model.inputs), "threads": args.threads,
-              "iree_worker_threads": iree_workers, "rounds": args.rounds,
-              "iterations": args.iterations, "reference": ref_runner.name, "rows": rows, "notes": notes}
+        rows.append(
+            {
+                "runner": r.name,
+                "median_ms": med,
+                "min_ms": min(r.ms),
+                "max_ms": max(r.ms),
+                "tuned_iree_speedup": med / tuned,
+                "max_rel_error": r.error,
+                "rounds_ms": r.ms,
+            }
+        )
+    result = {
+        "job": job.name,
+        "inputs": list(job.model.inputs),
+        "threads": args.threads,
+        "iree_worker_threads": iree_workers,
+        "rounds": args.rounds,
+        "iterations": args.iterations,
+        "reference": ref_runner.name,
+        "rows": rows,
+        "notes": notes,
+    }
     (report / "compare.json").write_text(json.dumps(result, indent=2))
     from tabulate import tabulate
 
     table = tabulate(
-        [[r["runner"], f"{r['median_ms']:.3f}", f"{r['min_ms']:.3f}-{r['max_ms']:.3f}",
-          f"{r['tuned_iree_speedup']:.2f}x", f"{r['max_rel_error']:.1e}"] for r in rows],
+        [
+            [
+                r["runner"],
+                f"{r['median_ms']:.3f}",
+                f"{r['min_ms']:.3f}-{r['max_ms']:.3f}",
+                f"{r['tuned_iree_speedup']:.2f}x",
+                f"{r['max_rel_error']:.1e}",
+            ]
+            for r in rows
+        ],
         headers=["runner", "median ms", "range ms", "this / tuned IREE", "max rel. error"],
-        tablefmt="github")
-    text = (f"# {job.name}: tuned IREE vs alternatives\n\nInputs {', '.join(job.model.inputs)}; "
-            f"{args.threads} thread{'s' if args.threads > 1 else ''} each, IREE's worker count included "
-            f"(--task_topology_max_group_count={args.threads}); "
-            f"{args.rounds} interleaved rounds of {args.iterations} calls; outputs checked against {ref_runner.name}.\n\n"
-            f"{table}\n" + "".join(f"\n- {n}" for n in notes) + "\n\n![latency](compare.png)\n")
+        tablefmt="github",
+    )
+    text = (
+        f"# {job.name}: tuned IREE vs alternatives\n\nInputs {', '.join(job.model.inputs)}; "
+        f"{args.threads} thread{'s' if args.threads > 1 else ''} each, IREE's worker count included "
+        f"(--task_topology_max_group_count={args.threads}); "
+        f"{args.rounds} interleaved rounds of {args.iterations} calls; outputs checked against {ref_runner.name}.\n\n"
+        f"{table}\n" + "".join(f"\n- {n}" for n in notes) + "\n\n![latency](compare.png)\n"
+    )
     (report / "compare.md").write_text(text)
     _chart(report / "compare.png", job.name, rows, args.threads)
     print(text)

@@ -10,6 +10,7 @@ without timing anything. Then times A B A B ... in one run and prints the ratios
 of both builds uses the same number of IREE task-system workers (`--threads`, default 2,
 passed as `--task_topology_max_group_count`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ def main() -> int:
     parser.add_argument("report", type=pathlib.Path, help="a job's report folder, e.g. reports/cnn")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=30, help="model calls per round")
-    parser.add_argument("--threads", type=int, default=THREADS,
-                        help="IREE task-system workers for both builds (default %(default)s)")
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help="IREE task-system workers for both builds (default %(default)s)"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.iterations < 1 or args.threads < 1:
         parser.error("--rounds, --iterations and --threads must be at least 1")
@@ -64,8 +66,7 @@ def main() -> int:
     inputs = [f"--input=@{p}" for p in summary["input_files"]]
     entry = summary["entry"]
     # The same runtime settings for both builds: only the compiled code differs.
-    runtime = [f"--function={entry}", "--device=local-task", f"--task_topology_max_group_count={args.threads}",
-               *inputs]
+    runtime = [f"--function={entry}", "--device=local-task", f"--task_topology_max_group_count={args.threads}", *inputs]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
@@ -79,10 +80,13 @@ def main() -> int:
                 _tool(["iree-compile", model, *build_flags, "-o", str(vmfb)], f"the {name} build", COMPILE_TIMEOUT_S)
                 # Every result of one call (counted from the module, or from a run for torch
                 # imports whose `main` carries no ABI declaration).
-                run = iree.run_model(vmfb, entry, [pathlib.Path(p) for p in summary["input_files"]], tmp / name,
-                                     timeout_s=RUN_TIMEOUT_S)
+                run = iree.run_model(
+                    vmfb, entry, [pathlib.Path(p) for p in summary["input_files"]], tmp / name, timeout_s=RUN_TIMEOUT_S
+                )
                 if run.status != "ok":
-                    raise Failed(f"running the {name} build: {run.error.splitlines()[-1][:500] if run.error else run.status}")
+                    raise Failed(
+                        f"running the {name} build: {run.error.splitlines()[-1][:500] if run.error else run.status}"
+                    )
                 outputs[name] = run.outputs
             ref, got = outputs["default"], outputs["tuned"]
             ok, worst = outputs_match(got, ref)
@@ -91,16 +95,26 @@ def main() -> int:
                     print(f"MISMATCH: the default build returns {len(ref)} outputs, the tuned build {len(got)}")
                 else:
                     bad = [i for i, (g, r) in enumerate(zip(got, ref, strict=True)) if not outputs_match([g], [r])[0]]
-                    print(f"MISMATCH: tuned output(s) {', '.join(map(str, bad))} of {len(ref)} differ from the "
-                          f"default build's: worst relative error {worst:.2e}")
+                    print(
+                        f"MISMATCH: tuned output(s) {', '.join(map(str, bad))} of {len(ref)} differ from the "
+                        f"default build's: worst relative error {worst:.2e}"
+                    )
                 return 1
             print(f"outputs agree: {len(ref)} output(s), worst relative error {worst:.2e}")
             times: dict[str, list[float]] = {"default": [], "tuned": []}
             for _ in range(args.rounds):
                 for name in ("default", "tuned"):
-                    out = _tool(["iree-benchmark-module", f"--module={tmp / name}.vmfb", *runtime,
-                                 f"--benchmark_min_time={args.iterations}x", "--benchmark_format=json"],
-                                f"benchmarking the {name} build", RUN_TIMEOUT_S)
+                    out = _tool(
+                        [
+                            "iree-benchmark-module",
+                            f"--module={tmp / name}.vmfb",
+                            *runtime,
+                            f"--benchmark_min_time={args.iterations}x",
+                            "--benchmark_format=json",
+                        ],
+                        f"benchmarking the {name} build",
+                        RUN_TIMEOUT_S,
+                    )
                     bench = json.loads(out)["benchmarks"][0]
                     times[name].append(bench["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0}[bench["time_unit"]])
     except (Failed, iree.ToolError) as exc:
@@ -108,8 +122,10 @@ def main() -> int:
         return 1
     ratios = [d / t for d, t in zip(times["default"], times["tuned"], strict=True)]
     d_med, t_med = statistics.median(times["default"]), statistics.median(times["tuned"])
-    print(f"{summary['job']}: default {d_med:.2f} ms, tuned {t_med:.2f} ms over {args.rounds} interleaved rounds, "
-          f"{args.threads} IREE worker(s) each")
+    print(
+        f"{summary['job']}: default {d_med:.2f} ms, tuned {t_med:.2f} ms over {args.rounds} interleaved rounds, "
+        f"{args.threads} IREE worker(s) each"
+    )
     print(f"speed-up (median) {d_med / t_med:.2f}x; per-round {min(ratios):.2f}-{max(ratios):.2f}x")
     return 0
 

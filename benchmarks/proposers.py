@@ -13,6 +13,7 @@ All methods share one evaluation cache, so a config measured once has one time f
 Prints, per dispatch and method, the best speed-up over IREE's default (median over seeds)
 and the trials needed to reach 95% of the best speed any method found (median; '-' = never).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,13 @@ def main() -> int:
         from tuner.config import ProposerSpec
         from tuner.proposers.llm import make_llm_proposer
 
-        spec = ProposerSpec(kind="llm", provider="local" if args.local else None, base_url=args.base_url,
-                            model=args.model, api_key_env=args.api_key_env)
+        spec = ProposerSpec(
+            kind="llm",
+            provider="local" if args.local else None,
+            base_url=args.base_url,
+            model=args.model,
+            api_key_env=args.api_key_env,
+        )
         llm = make_llm_proposer(spec, args.out, cache=cache)
 
     results: dict = {}
@@ -103,8 +109,12 @@ def main() -> int:
             target, model = analyse(name, args.out)
             evaluator = Evaluator(model, cache)
             space = load_space(target.root.family)
-            request = ProposalRequest(target, space, iree.host_cpu_features(),
-                                      lambda c, t=target, e=evaluator: None if e.evaluate(t, c).status == "ok" else "fails")
+            request = ProposalRequest(
+                target,
+                space,
+                iree.host_cpu_features(),
+                lambda c, t=target, e=evaluator: None if e.evaluate(t, c).status == "ok" else "fails",
+            )
             default = evaluator.evaluate(target, target.root.default_config)
             heuristic = HeuristicProposer().propose(request).skeletons
             methods = {
@@ -117,7 +127,12 @@ def main() -> int:
                 proposal = llm.propose(request)
                 methods["llm+tpe"] = ("tpe", proposal.skeletons)
                 llm_note = proposal.source
-            results[name] = {"target": target.label, "default_ns": default.time_ns, "llm_source": llm_note, "methods": {}}
+            results[name] = {
+                "target": target.label,
+                "default_ns": default.time_ns,
+                "llm_source": llm_note,
+                "methods": {},
+            }
             for method, (sampler, skeletons) in methods.items():
                 runs = []
                 for seed in range(args.seeds):
@@ -127,9 +142,18 @@ def main() -> int:
                         if vals is not None:
                             defaults = {sk.name: vals}
                             break
-                    outcome = tune_target(target, space, tuple(skeletons), defaults, evaluator, storage=storage,
-                                          study_name=f"{run_tag}:{name}:{method}:{seed}", trials=args.budget,
-                                          sampler=sampler, seed=seed)
+                    outcome = tune_target(
+                        target,
+                        space,
+                        tuple(skeletons),
+                        defaults,
+                        evaluator,
+                        storage=storage,
+                        study_name=f"{run_tag}:{name}:{method}:{seed}",
+                        trials=args.budget,
+                        sampler=sampler,
+                        seed=seed,
+                    )
                     study = optuna.load_study(study_name=outcome.study_name, storage=storage)
                     runs.append(trajectory(study))
                     print(f"{name} {method} seed {seed}: best {min(runs[-1]) / 1e6:.3f} ms", flush=True)
@@ -149,10 +173,26 @@ def main() -> int:
                 reach.append(hit)
             reached = [h for h in reach if h is not None]
             trials = "-" if not reached else f"{statistics.median(reached):g}"
-            rows.append([name, method, f"{statistics.median(speedups):.2f}x",
-                         f"{min(speedups):.2f}-{max(speedups):.2f}x", f"{trials} ({len(reached)}/{len(reach)} seeds)"])
-    table = tabulate(rows, headers=["dispatch", "method", "best speed-up (median)", "range over seeds",
-                                    "trials to 95% of best (median, seeds that got there)"], tablefmt="github")
+            rows.append(
+                [
+                    name,
+                    method,
+                    f"{statistics.median(speedups):.2f}x",
+                    f"{min(speedups):.2f}-{max(speedups):.2f}x",
+                    f"{trials} ({len(reached)}/{len(reach)} seeds)",
+                ]
+            )
+    table = tabulate(
+        rows,
+        headers=[
+            "dispatch",
+            "method",
+            "best speed-up (median)",
+            "range over seeds",
+            "trials to 95% of best (median, seeds that got there)",
+        ],
+        tablefmt="github",
+    )
     print(table)
     if llm is not None:
         stats = llm.write_records(args.out)

@@ -6,6 +6,7 @@ Per job: the tune's own end-to-end speed-up (interleaved A/B at export), then fr
 compare.json the medians of IREE default, IREE tuned, onnxruntime, PyTorch eager and
 torch.compile, and how tuned IREE stands against each (>1: tuned IREE is faster).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,36 @@ def main() -> int:
         def cell(name: str, compare=compare, tuned=tuned) -> str:
             return f"{compare[name]:.2f} ({compare[name] / tuned:.2f}x)" if name in compare else "-"
 
-        rows.append([
-            job, ", ".join(summary["inputs"]), f"{summary['end_to_end']['speedup']:.2f}x",
-            f"{compare['IREE default']:.2f}", f"{tuned:.2f}", f"{compare['IREE default'] / tuned:.2f}x",
-            cell("onnxruntime"), cell("PyTorch eager"), cell("torch.compile"),
-        ])
-    print(tabulate(rows, headers=["job", "input", "tune: tuned/default", "IREE default ms", "IREE tuned ms",
-                                  "compare: tuned/default", "onnxruntime ms (vs tuned)", "PyTorch eager ms (vs tuned)",
-                                  "torch.compile ms (vs tuned)"], tablefmt="github"))
+        rows.append(
+            [
+                job,
+                ", ".join(summary["inputs"]),
+                f"{summary['end_to_end']['speedup']:.2f}x",
+                f"{compare['IREE default']:.2f}",
+                f"{tuned:.2f}",
+                f"{compare['IREE default'] / tuned:.2f}x",
+                cell("onnxruntime"),
+                cell("PyTorch eager"),
+                cell("torch.compile"),
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "job",
+                "input",
+                "tune: tuned/default",
+                "IREE default ms",
+                "IREE tuned ms",
+                "compare: tuned/default",
+                "onnxruntime ms (vs tuned)",
+                "PyTorch eager ms (vs tuned)",
+                "torch.compile ms (vs tuned)",
+            ],
+            tablefmt="github",
+        )
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ torch before calling it; the factories seed again so that they are deterministic
 Batch norm is folded into the preceding conv, as an inference deployment would do, with
 non-trivial random statistics so that the folding changes the weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -156,9 +157,12 @@ class MLP(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(512, 1024), nn.ReLU(),
-            nn.Linear(1024, 1024), nn.ReLU(),
-            nn.Linear(1024, 1024), nn.ReLU(),
+            nn.Linear(512, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, 1024),
+            nn.ReLU(),
             nn.Linear(1024, 10),
         )
 

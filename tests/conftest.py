@@ -1,4 +1,5 @@
 """Shared fixtures: real IREE tools, tiny models, job configs written to a temp folder."""
+
 from __future__ import annotations
 
 import pathlib
@@ -14,8 +15,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.CompletedProcess:
     """The real `tune` command in a child process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -27,17 +33,23 @@ def matmul_model() -> pathlib.Path:
 def write_job(tmp_path):
     """Write a job config; returns its path. Keyword args override sections of a tiny matmul job."""
 
-    def write(name: str = "mm", *, model: pathlib.Path | None = None, inputs=("64x128xf32", "128x96xf32"),
-              trials: int = 4, extra: str = "") -> pathlib.Path:
+    def write(
+        name: str = "mm",
+        *,
+        model: pathlib.Path | None = None,
+        inputs=("64x128xf32", "128x96xf32"),
+        trials: int = 4,
+        extra: str = "",
+    ) -> pathlib.Path:
         model = model or DATA / "matmul.mlir"
         text = textwrap.dedent(f"""\
             name: {name}
-            output: {tmp_path / 'reports'}
+            output: {tmp_path / "reports"}
             model:
               format: mlir
               path: {model}
               entry: main
-              inputs: [{', '.join(inputs)}]
+              inputs: [{", ".join(inputs)}]
             budget:
               trials_per_dispatch: {trials}
               confirm_rounds: 3
@@ -92,11 +104,17 @@ def postgres_url(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run(prefix + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        prefix + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    subprocess.run(prefix + [pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        prefix + [pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         import psycopg2
 
@@ -136,8 +154,9 @@ def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str):
     tmp_path.mkdir(parents=True, exist_ok=True)
     built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
     assert built.ok, built.error
-    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
-                         if d.root and d.root.family == family]
+    ((name, dispatch),) = [
+        (n, d) for n, d in read_configured_executables(tmp_path / "cfg").items() if d.root and d.root.family == family
+    ]
     return TuningTarget(dispatch.root, (name,), 1.0, 1.0, (dispatch.source_hash,))
 
 
@@ -148,9 +167,16 @@ def matmul_setup(tmp_path: pathlib.Path):
 
     target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     url = f"sqlite:///{tmp_path / 's.db'}"
-    evaluator = Evaluator(ModelContext(DATA / "matmul.mlir", "main",
-                                       iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
-                                       iree.target_flags("host"), tmp_path / "w"), Cache(url))
+    evaluator = Evaluator(
+        ModelContext(
+            DATA / "matmul.mlir",
+            "main",
+            iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
+            iree.target_flags("host"),
+            tmp_path / "w",
+        ),
+        Cache(url),
+    )
     return target, url, evaluator
 
 
@@ -164,8 +190,9 @@ def check_exported_spec(report_dir: pathlib.Path) -> str:
 
     summary = json.loads((report_dir / "summary.json").read_text())
     spec = (report_dir / "tuning_spec.mlir").read_text()
-    parsed = subprocess.run([iree.tool("iree-opt"), str(report_dir / "tuning_spec.mlir")],
-                            capture_output=True, text=True, timeout=120)
+    parsed = subprocess.run(
+        [iree.tool("iree-opt"), str(report_dir / "tuning_spec.mlir")], capture_output=True, text=True, timeout=120
+    )
     assert parsed.returncode == 0, parsed.stderr
     kept = summary["end_to_end"]["kept"]
     assert spec.count("transform.named_sequence @match_op_") == len(kept)

@@ -2,6 +2,7 @@
 
 The real LLM path is tested against the real local llama.cpp server (test_llm_local.py).
 """
+
 from __future__ import annotations
 
 import http.server
@@ -40,9 +41,13 @@ class FakeOpenAI:
                     self.wfile.write(json.dumps({"error": {"message": "rejected by the fake"}}).encode())
                     return
                 data = {
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                    ],
                     "usage": {"prompt_tokens": 111, "completion_tokens": 22, "total_tokens": 133},
                 }
                 payload = json.dumps(data).encode()

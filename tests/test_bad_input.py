@@ -1,4 +1,5 @@
 """Bad input and a full disk: one clear line, non-zero exit, no finished work lost."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,6 @@ from .conftest import DATA, FREE_STATUSES, counted_trials, run_tune
 FAKES = DATA.parent / "fakes"
 
 
-
-
 def _job(tmp_path, model, inputs, extra=""):
     config = tmp_path / "job.yaml"
     config.write_text(
@@ -30,7 +29,9 @@ def _job(tmp_path, model, inputs, extra=""):
 
 def test_mlir_that_does_not_parse(tmp_path):
     model = tmp_path / "broken.mlir"
-    model.write_text("func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {\n  %b = arith.addf %a, %a : tensor<4xf32\n}\n")
+    model.write_text(
+        "func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {\n  %b = arith.addf %a, %a : tensor<4xf32\n}\n"
+    )
     proc = run_tune(_job(tmp_path, model, ["4xf32"]))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
@@ -38,8 +39,14 @@ def test_mlir_that_does_not_parse(tmp_path):
 
 
 def test_unreachable_storage(tmp_path):
-    proc = run_tune(_job(tmp_path, DATA / "matmul.mlir", ["64x128xf32", "128x96xf32"],
-                      "storage: postgresql+psycopg2://someone:secret@127.0.0.1:1/nothing\n"))
+    proc = run_tune(
+        _job(
+            tmp_path,
+            DATA / "matmul.mlir",
+            ["64x128xf32", "128x96xf32"],
+            "storage: postgresql+psycopg2://someone:secret@127.0.0.1:1/nothing\n",
+        )
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert "storage 127.0.0.1:1/nothing unusable" in proc.stderr
@@ -68,16 +75,29 @@ def test_full_disk_mid_job_keeps_finished_trials(tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True).returncode:
         pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
     try:
-        config = _job(tmp_path, DATA / "matmul.mlir", ["64x128xf32", "128x96xf32"],
-                      f"storage: sqlite:///{tmp_path / 'study.db'}\n")
-        env = dict(os.environ, SCHEDTUNE_IREE_COMPILE=str(FAKES / "disk_filling_compiler"),
-                   REAL_TOOL=iree.tool("iree-compile"), COUNTER=str(tmp_path / "count"), FILL_DIR=str(disk))
+        config = _job(
+            tmp_path,
+            DATA / "matmul.mlir",
+            ["64x128xf32", "128x96xf32"],
+            f"storage: sqlite:///{tmp_path / 'study.db'}\n",
+        )
+        env = dict(
+            os.environ,
+            SCHEDTUNE_IREE_COMPILE=str(FAKES / "disk_filling_compiler"),
+            REAL_TOOL=iree.tool("iree-compile"),
+            COUNTER=str(tmp_path / "count"),
+            FILL_DIR=str(disk),
+        )
         proc = run_tune(config, "--output", str(disk), env=env)
         assert proc.returncode == 1
         assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr
         url = f"sqlite:///{tmp_path / 'study.db'}"
-        kept = [t for _, t in counted_trials(url) if t.user_attrs.get("status") not in FREE_STATUSES
-                and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)]
+        kept = [
+            t
+            for _, t in counted_trials(url)
+            if t.user_attrs.get("status") not in FREE_STATUSES
+            and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        ]
         assert len(kept) == 2  # the two trials compiled before the disk filled
 
         # Room again: the same command resumes and finishes the budget.

@@ -6,6 +6,7 @@ prompt_sizes.py; proposers.py runs with the embedded local LLM (installed by the
 command, like tests/test_llm_local.py). The one injected fault is a tuned build that computes
 something else: a report made by hand whose compile flags demote matmul inputs to bf16.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ import pytest
 from .conftest import DATA, REPO, run_tune
 
 BENCH = REPO / "benchmarks"
-TARGET_FLAGS = ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                "--iree-llvmcpu-target-cpu=host"]
+TARGET_FLAGS = [
+    "--iree-hal-target-device=local",
+    "--iree-hal-local-target-device-backends=llvm-cpu",
+    "--iree-llvmcpu-target-cpu=host",
+]
 # What the export writes when no config ships: a spec that matches nothing.
 NO_OP_SPEC = textwrap.dedent("""\
     module attributes {transform.with_named_sequence} {
@@ -34,8 +38,13 @@ NO_OP_SPEC = textwrap.dedent("""\
 
 
 def bench(script: str, *args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -49,12 +58,13 @@ def tuned(tmp_path_factory):
     """A finished tiny tuning job (torch factory, 2 matmuls): (config path, report folder)."""
     root = tmp_path_factory.mktemp("bench")
     config = root / "tmlp.yaml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         name: tmlp
-        output: {root / 'reports'}
+        output: {root / "reports"}
         model:
           format: torch
-          factory: {DATA / 'tiny_models.py'}:tiny_mlp
+          factory: {DATA / "tiny_models.py"}:tiny_mlp
           inputs: [8x128xf32]
         budget:
           trials_per_dispatch: 2
@@ -63,7 +73,8 @@ def tuned(tmp_path_factory):
           sampler: tpe
           seed: 0
           tune_model_flags: false
-        """))
+        """)
+    )
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return config, root / "reports" / "tmlp"
@@ -74,8 +85,9 @@ def compared(tuned):
     """compare.py on the tuned job with ONE thread per runner: on a 2-core machine IREE's own
     default is already 2 workers, so only a count below the core count shows that the pin works."""
     config, report = tuned
-    proc = bench("compare.py", "--config", config, "--rounds", "1", "--iterations", "2", "--no-torch-compile",
-                 "--threads", "1")
+    proc = bench(
+        "compare.py", "--config", config, "--rounds", "1", "--iterations", "2", "--no-torch-compile", "--threads", "1"
+    )
     return proc, report
 
 
@@ -146,9 +158,17 @@ def two_output_report(folder, tuned_flags: str):
     (folder / "model.mlir").write_text(TWO_OUTPUTS)
     np.save(folder / "a.npy", np.tile(np.array([1.001, -1.0], np.float32), (16, 32)))
     np.save(folder / "b.npy", np.ones((64, 32), np.float32))
-    (folder / "summary.json").write_text(json.dumps({
-        "job": "two_outputs", "model_mlir": str(folder / "model.mlir"), "entry": "main",
-        "input_files": [str(folder / "a.npy"), str(folder / "b.npy")], "default_flags": TARGET_FLAGS}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "job": "two_outputs",
+                "model_mlir": str(folder / "model.mlir"),
+                "entry": "main",
+                "input_files": [str(folder / "a.npy"), str(folder / "b.npy")],
+                "default_flags": TARGET_FLAGS,
+            }
+        )
+    )
     (folder / "tuning_spec.mlir").write_text(NO_OP_SPEC)
     (folder / "compile_flags.txt").write_text(tuned_flags)
     return folder
@@ -162,8 +182,11 @@ def test_confirm_compares_every_output(tmp_path):
 
 
 def test_confirm_fails_when_a_later_output_is_wrong(tmp_path):
-    report = two_output_report(tmp_path / "bf16", "--iree-global-opt-demote-contraction-inputs-type=bf16\n"
-                                                   "--iree-global-opt-demote-contraction-inputs-operations=all\n")
+    report = two_output_report(
+        tmp_path / "bf16",
+        "--iree-global-opt-demote-contraction-inputs-type=bf16\n"
+        "--iree-global-opt-demote-contraction-inputs-operations=all\n",
+    )
     proc = bench("confirm.py", report, "--rounds", "1", "--iterations", "2")
     assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
     assert "outputs agree" not in proc.stdout

@@ -5,6 +5,7 @@ another dispatch with the same root op, an analysis reused after an IREE upgrade
 second output that was never compared, ENOSPC cached as a failed trial, a cached winner that
 broke the export, a hung export build that threw the whole result away.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,14 @@ FLAGS = iree.target_flags("host")
 MM_INPUTS = ("64x128xf32", "128x96xf32")
 MM_CONFIG = CompilationConfig.make(
     "DoubleTilingExpert",
-    {"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [4, 16, 0],
-     "vector_reduction": [0, 0, 1]}, loop_peeling=True)
+    {
+        "distribution": [32, 32, 0],
+        "cache_parallel": [32, 32, 0],
+        "vector_common_parallel": [4, 16, 0],
+        "vector_reduction": [0, 0, 1],
+    },
+    loop_peeling=True,
+)
 
 
 @pytest.fixture
@@ -134,9 +141,14 @@ def test_disk_full_during_the_benchmark_ends_the_job_and_caches_nothing(tmp_path
             f"name: full\nstorage: sqlite:///{tmp_path / 'study.db'}\n"
             f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
             "budget: {trials_per_dispatch: 2, confirm_rounds: 2}\n"
-            "search: {sampler: random, seed: 0, tune_model_flags: false}\n")
-        env = dict(os.environ, SCHEDTUNE_IREE_BENCHMARK_MODULE=str(FAKES / "disk_filling_benchmark"),
-                   REAL_TOOL=iree.tool("iree-benchmark-module"), FILL_DIR=str(disk))
+            "search: {sampler: random, seed: 0, tune_model_flags: false}\n"
+        )
+        env = dict(
+            os.environ,
+            SCHEDTUNE_IREE_BENCHMARK_MODULE=str(FAKES / "disk_filling_benchmark"),
+            REAL_TOOL=iree.tool("iree-benchmark-module"),
+            FILL_DIR=str(disk),
+        )
         proc = run_tune(config, "--output", str(disk), env=env)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr
@@ -162,8 +174,15 @@ def test_cached_winner_that_fails_at_the_export_is_dropped_and_marked(tmp_path, 
     evaluator = Evaluator(model, cache)
     assert evaluator.evaluate(target, MM_CONFIG).status == TrialStatus.OK  # a cached winner
     fake_tool("iree-run-module", "spec_wrong_run")
-    result = confirm(model, FLAGS, [(target, MM_CONFIG)], evaluator.reference_outputs(), cache, rounds=2,
-                     on_wrong=evaluator.mark_failed)
+    result = confirm(
+        model,
+        FLAGS,
+        [(target, MM_CONFIG)],
+        evaluator.reference_outputs(),
+        cache,
+        rounds=2,
+        on_wrong=evaluator.mark_failed,
+    )
     assert result.kept == [] and "match_op" not in result.spec_text
     assert "the tuned build fails with it" in result.dropped[target.label]
     assert evaluator.lookup(target, MM_CONFIG).status == TrialStatus.WRONG_RESULT
@@ -182,8 +201,11 @@ def test_export_survives_a_compiler_that_hangs_on_the_merged_build(tmp_path, fak
     assert built.ok
     from tuner.dispatches import TuningTarget, read_configured_executables
 
-    targets = [TuningTarget(d.root, (n,), 1.0, 0.5, (d.source_hash,))
-               for n, d in sorted(read_configured_executables(tmp_path / "cfg").items()) if d.root and d.root.matcher]
+    targets = [
+        TuningTarget(d.root, (n,), 1.0, 0.5, (d.source_hash,))
+        for n, d in sorted(read_configured_executables(tmp_path / "cfg").items())
+        if d.root and d.root.matcher
+    ]
     assert len(targets) == 2
     winners = [(t, t.root.default_config) for t in targets]
     fake_tool("iree-compile", "hanging_merged_compiler")

@@ -1,4 +1,5 @@
 """Bad job configs: one clear line naming the key, exit code 2, before any work."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """Evaluation against the real compiler: cache hits, not-applied detection, wrong results."""
+
 from __future__ import annotations
 
 from tuner import iree
@@ -21,8 +22,14 @@ def test_cache_hit_costs_no_compile(tmp_path):
     evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
     config = CompilationConfig.make(
         "DoubleTilingExpert",
-        {"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [4, 16, 0],
-         "vector_reduction": [0, 0, 1]}, loop_peeling=True)
+        {
+            "distribution": [32, 32, 0],
+            "cache_parallel": [32, 32, 0],
+            "vector_common_parallel": [4, 16, 0],
+            "vector_reduction": [0, 0, 1],
+        },
+        loop_peeling=True,
+    )
     first = evaluator.evaluate(target, config)
     assert first.status == "ok", first.error
     assert first.time_ns > 0 and not first.cached
@@ -32,8 +39,12 @@ def test_cache_hit_costs_no_compile(tmp_path):
     assert second.cached and second.status == "ok" and second.time_ns == first.time_ns
     assert evaluator.compiles == compiles
     # A different compiler flag set is a different key.
-    other = Evaluator(ModelContext(evaluator.model.source, "main", evaluator.model.inputs, FLAGS + ["--iree-opt-level=O2"],
-                                   tmp_path / "w2"), evaluator.cache)
+    other = Evaluator(
+        ModelContext(
+            evaluator.model.source, "main", evaluator.model.inputs, FLAGS + ["--iree-opt-level=O2"], tmp_path / "w2"
+        ),
+        evaluator.cache,
+    )
     assert other.lookup(target, config) is None
 
 
@@ -77,8 +88,18 @@ def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     space = load_space("conv2d")
     request = ProposalRequest(target, space)
     skeletons = HeuristicProposer().propose(request).skeletons
-    outcome = tune_target(target, space, skeletons, {}, evaluator, storage=f"sqlite:///{tmp_path / 's.db'}",
-                          study_name="b1", trials=10, sampler="random", seed=0)
+    outcome = tune_target(
+        target,
+        space,
+        skeletons,
+        {},
+        evaluator,
+        storage=f"sqlite:///{tmp_path / 's.db'}",
+        study_name="b1",
+        trials=10,
+        sampler="random",
+        seed=0,
+    )
     assert "batch-1" in outcome.untunable
     # Stops after the first batch that shows it (a batch is one compile per core), not at 10.
     assert 3 <= outcome.trials < 3 + evaluator.compile_workers
@@ -88,8 +109,12 @@ def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
 
 _MM_CONFIG = dict(
     pipeline="DoubleTilingExpert",
-    tiles={"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [4, 16, 0],
-           "vector_reduction": [0, 0, 1]},
+    tiles={
+        "distribution": [32, 32, 0],
+        "cache_parallel": [32, 32, 0],
+        "vector_common_parallel": [4, 16, 0],
+        "vector_reduction": [0, 0, 1],
+    },
 )
 
 
@@ -102,6 +127,7 @@ def test_worker_that_claims_after_the_holder_published_does_not_recompile(tmp_pa
 
     class LateCache(Cache):
         """B's cache: A finishes the whole config right after B's first (missed) lookup."""
+
         lookups = 0
 
         def get(self, key):

@@ -1,4 +1,5 @@
 """The op-family registry: one class per family, each with its space; statuses and their budget."""
+
 from __future__ import annotations
 
 from tuner.evaluation import TrialStatus, spends_budget
@@ -30,8 +31,13 @@ def test_families_recognise_their_root_ops(tmp_path):
 
 def test_only_measured_outcomes_spend_budget():
     free = {s for s in TrialStatus if not s.spends_budget}
-    assert free == {TrialStatus.CONSTRAINT, TrialStatus.DUPLICATE, TrialStatus.IN_PROGRESS, TrialStatus.OVER_BUDGET,
-                    TrialStatus.LOST}
+    assert free == {
+        TrialStatus.CONSTRAINT,
+        TrialStatus.DUPLICATE,
+        TrialStatus.IN_PROGRESS,
+        TrialStatus.OVER_BUDGET,
+        TrialStatus.LOST,
+    }
     assert spends_budget("wrong_result") and spends_budget("compile_timeout")
     assert not spends_budget(None) and not spends_budget("lost")
     assert TrialStatus.of_compile("timeout") is TrialStatus.COMPILE_TIMEOUT

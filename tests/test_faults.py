@@ -3,6 +3,7 @@
 Each fake wraps the real tool (REAL_TOOL) and misbehaves only on trial builds; the job must
 record the failure per trial, finish, and never export a failed candidate.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ def _run_job(tmp_path, tool_name: str, fake: str, *, timeout_s: int = 120) -> di
     env = dict(os.environ)
     env[f"SCHEDTUNE_{tool_name.upper().replace('-', '_')}"] = str(FAKES / fake)
     env["REAL_TOOL"] = iree.tool(tool_name)
-    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     report = tmp_path / "reports" / "faulty"
     summary = json.loads((report / "summary.json").read_text())

@@ -1,4 +1,5 @@
 """Frontends: each imports a tiny model, the imported module compiles, runs and matches the framework."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,8 @@ def _tiny_onnx(path: pathlib.Path) -> None:
         helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_graph",
+        nodes,
+        "tiny_graph",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 32])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 10])],
         initializer=[w1, b1, w2],
@@ -94,11 +96,14 @@ def test_onnx_frontend_matches_onnxruntime(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("file, input_type, shapes, reference", [
-    ("add_tosa.mlir", "tosa", [(4, 8), (4, 8)], lambda a, b: a + b),
-    ("dot_stablehlo.mlir", "stablehlo", [(4, 8), (8, 3)], lambda a, b: a @ b),
-    ("matmul.mlir", "linalg", [(64, 128), (128, 96)], lambda a, b: np.maximum(a @ b, 0)),
-])
+@pytest.mark.parametrize(
+    "file, input_type, shapes, reference",
+    [
+        ("add_tosa.mlir", "tosa", [(4, 8), (4, 8)], lambda a, b: a + b),
+        ("dot_stablehlo.mlir", "stablehlo", [(4, 8), (8, 3)], lambda a, b: a @ b),
+        ("matmul.mlir", "linalg", [(64, 128), (128, 96)], lambda a, b: np.maximum(a @ b, 0)),
+    ],
+)
 def test_mlir_input_types(tmp_path, file, input_type, shapes, reference):
     spec = ModelSpec(format="mlir", inputs=(), path=DATA / file, input_type=input_type)
     imported = import_model(spec, tmp_path / "imports")
@@ -122,15 +127,19 @@ def test_import_is_cached_by_content(tmp_path):
     (factory_file.parent / "helper.py").write_text("SCALE = 2\n")
     changed = import_model(spec, tmp_path / "imports")
     assert changed.path != first.path
-    assert sorted(p.name for p in (tmp_path / "imports").iterdir()) == sorted([first.path.parent.name,
-                                                                                changed.path.parent.name])
+    assert sorted(p.name for p in (tmp_path / "imports").iterdir()) == sorted(
+        [first.path.parent.name, changed.path.parent.name]
+    )
 
 
-@pytest.mark.parametrize("factory, message", [
-    ("broken", "RuntimeError: weights file missing"),
-    ("not_a_module", "returned int, not a torch.nn.Module"),
-    ("no_such_function", "has no no_such_function"),
-])
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        ("broken", "RuntimeError: weights file missing"),
+        ("not_a_module", "returned int, not a torch.nn.Module"),
+        ("no_such_function", "has no no_such_function"),
+    ],
+)
 def test_torch_factory_errors_are_one_line(tmp_path, factory, message):
     spec = ModelSpec(format="torch", inputs=("4x128xf32",), factory=f"{TINY}:{factory}")
     with pytest.raises(FrontendError, match=message) as info:
@@ -160,16 +169,25 @@ def test_missing_extra_names_it(tmp_path, write_job, monkeypatch, capsys):
     config.write_text(config.read_text().replace("format: mlir", "format: onnx"))
     assert cli.main(["--config", str(config), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "tune: config error: model.format onnx: onnx is not installed; install the extra: pip install -e '.[onnx]'"
+    assert (
+        err
+        == "tune: config error: model.format onnx: onnx is not installed; install the extra: pip install -e '.[onnx]'"
+    )
 
 
-@pytest.mark.parametrize("model, message", [
-    ("format: torch\n  inputs: [4x128xf32]", "model.factory: needed for format torch"),
-    ("format: torch\n  factory: nowhere.py:f\n  inputs: [4x128xf32]", "model.factory: file not found"),
-    ("format: torch\n  factory: tiny_mlp\n  inputs: [4x128xf32]", "not of the form module:function"),
-    ("format: onnx\n  inputs: [4x128xf32]", "model.path: needed for format onnx"),
-    ("format: onnx\n  path: x.onnx\n  input_type: tosa\n  inputs: [1xf32]", "model.input_type: only for format mlir"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("format: torch\n  inputs: [4x128xf32]", "model.factory: needed for format torch"),
+        ("format: torch\n  factory: nowhere.py:f\n  inputs: [4x128xf32]", "model.factory: file not found"),
+        ("format: torch\n  factory: tiny_mlp\n  inputs: [4x128xf32]", "not of the form module:function"),
+        ("format: onnx\n  inputs: [4x128xf32]", "model.path: needed for format onnx"),
+        (
+            "format: onnx\n  path: x.onnx\n  input_type: tosa\n  inputs: [1xf32]",
+            "model.input_type: only for format mlir",
+        ),
+    ],
+)
 def test_frontend_config_errors(tmp_path, model, message):
     (tmp_path / "x.onnx").write_bytes(b"")
     config = tmp_path / "job.yaml"
@@ -210,9 +228,22 @@ def test_tune_a_torch_model_end_to_end(torch_job):
 def test_compare_runs_every_framework(torch_job):
     """benchmarks/compare.py: IREE default and tuned, onnxruntime, PyTorch; outputs agree; chart written."""
     config, report, _runs = torch_job
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare.py"), "--config", str(config),
-                           "--rounds", "2", "--iterations", "3", "--no-torch-compile"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "compare.py"),
+            "--config",
+            str(config),
+            "--rounds",
+            "2",
+            "--iterations",
+            "3",
+            "--no-torch-compile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((report / "compare.json").read_text())
     rows = {r["runner"]: r for r in result["rows"]}
@@ -226,8 +257,12 @@ def test_compare_runs_every_framework(torch_job):
 
 def test_compare_before_tune_is_one_line(tmp_path, write_job):
     config = write_job("never_tuned")
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare.py"), "--config", str(config)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "compare.py"), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "run `tune --config" in proc.stderr
 

@@ -1,4 +1,5 @@
 """A non-editable install works on its own: spaces and notes ship with the package."""
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,22 @@ def test_non_editable_install_runs_the_cnn_job(tmp_path):
     # installed into the venv as a wheel, which shadows the editable checkout.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(REPO)], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    where = subprocess.run([str(python), "-c", "import tuner, tuner.spaces as s; print(tuner.__file__); "
-                            "print(sorted(p.name for p in s.SPACES_DIR.glob('*.yaml')))"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout.splitlines()
+    where = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import tuner, tuner.spaces as s; print(tuner.__file__); "
+            "print(sorted(p.name for p in s.SPACES_DIR.glob('*.yaml')))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout.splitlines()
     assert where[0].startswith(str(venv)), where  # the installed copy, not the checkout
     assert "conv2d.yaml" in where[1] and "model_flags.yaml" in where[1]
 
@@ -36,8 +47,13 @@ def test_non_editable_install_runs_the_cnn_job(tmp_path):
     job["output"] = str(tmp_path / "reports")
     config = tmp_path / "cnn.yaml"
     config.write_text(yaml.safe_dump(job))
-    run = subprocess.run([str(venv / "bin" / "tune"), "--config", str(config), "--quiet"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    run = subprocess.run(
+        [str(venv / "bin" / "tune"), "--config", str(config), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "reports" / job["name"] / "summary.json").read_text())
     assert {d["op_kind"] for d in summary["dispatches"]} == {"conv2d"}

@@ -1,4 +1,5 @@
 """LLM client logic against a scripted fake endpoint: schema forms, repair, fallback, key hygiene."""
+
 from __future__ import annotations
 
 import json
@@ -26,25 +27,45 @@ from .fake_openai import FakeOpenAI
 def target() -> TuningTarget:
     loops = (Loop("m", 64, True), Loop("n", 96, True), Loop("k", 128, False))
     matcher = OpMatcher("linalg.matmul", "contraction", "f32", "f32", "f32", ((), (64,), (96,), (128,)))
-    default = CompilationConfig.make("DoubleTilingExpert", {"distribution": [8, 48, 0], "cache_parallel": [8, 48, 0],
-                                     "vector_common_parallel": [8, 8, 0], "vector_reduction": [0, 0, 8]}, True)
+    default = CompilationConfig.make(
+        "DoubleTilingExpert",
+        {
+            "distribution": [8, 48, 0],
+            "cache_parallel": [8, 48, 0],
+            "vector_common_parallel": [8, 8, 0],
+            "vector_reduction": [0, 0, 8],
+        },
+        True,
+    )
     root = RootOp("linalg.matmul", "matmul", loops, ("f32", "f32", "f32"), matcher, default, "%0 = linalg.matmul ...")
     return TuningTarget(root, ("d0",), 1e6, 1.0)
 
 
 def _answer(**overrides) -> str:
-    sk = {"name": "block", "pipeline": "DoubleTilingExpert", "loop_peeling": [True],
-          "levels": {"distribution": {"m": [32, 64], "n": [32], "k": [0]},
-                     "vector_common_parallel": {"m": [4, 6], "n": [16], "k": [0]},
-                     "vector_reduction": {"m": [0], "n": [0], "k": [1, 2]}},
-          "rationale": "AVX2 register block"}
+    sk = {
+        "name": "block",
+        "pipeline": "DoubleTilingExpert",
+        "loop_peeling": [True],
+        "levels": {
+            "distribution": {"m": [32, 64], "n": [32], "k": [0]},
+            "vector_common_parallel": {"m": [4, 6], "n": [16], "k": [0]},
+            "vector_reduction": {"m": [0], "n": [0], "k": [1, 2]},
+        },
+        "rationale": "AVX2 register block",
+    }
     sk.update(overrides)
     return json.dumps({"skeletons": [sk]})
 
 
 def _proposer(url, tmp_path, **kw):
-    client = LLMClient(url, "fake-model", "SCHEDTUNE_TEST_KEY", timeout_s=5,
-                       cache=Cache(f"sqlite:///{tmp_path / 'c.db'}"), response_format=kw.pop("fmt", "auto"))
+    client = LLMClient(
+        url,
+        "fake-model",
+        "SCHEDTUNE_TEST_KEY",
+        timeout_s=5,
+        cache=Cache(f"sqlite:///{tmp_path / 'c.db'}"),
+        response_format=kw.pop("fmt", "auto"),
+    )
     return LLMProposer(client, repair_rounds=kw.pop("repair_rounds", 2))
 
 
@@ -64,13 +85,20 @@ def test_falls_back_through_response_formats(target, tmp_path):
         proposal = _proposer(fake.base_url, tmp_path).propose(ProposalRequest(target, load_space("matmul")))
     assert proposal.source == "llm"
     assert fake.requests[0]["response_format"]["type"] == "json_schema"
-    assert fake.requests[1]["response_format"] == {"type": "json_object", "schema": fake.requests[1]["response_format"]["schema"]}
+    assert fake.requests[1]["response_format"] == {
+        "type": "json_object",
+        "schema": fake.requests[1]["response_format"]["schema"],
+    }
     assert [s.name for s in proposal.skeletons] == ["near-default", "llm:block"]
 
 
 def test_repair_round_feeds_back_the_validation_error(target, tmp_path):
-    bad = _answer(levels={"distribution": {"m": [32], "n": [7000], "k": [0]},
-                          "vector_common_parallel": {"m": [4], "n": [16], "k": [0]}})
+    bad = _answer(
+        levels={
+            "distribution": {"m": [32], "n": [7000], "k": [0]},
+            "vector_common_parallel": {"m": [4], "n": [16], "k": [0]},
+        }
+    )
     with FakeOpenAI([bad, _answer()]) as fake:
         proposer = _proposer(fake.base_url, tmp_path, fmt="json_object_schema")
         proposal = proposer.propose(ProposalRequest(target, load_space("matmul")))
@@ -96,7 +124,7 @@ def test_centre_point_compile_error_goes_back_to_the_model(target, tmp_path):
 
 
 def test_garbage_then_heuristic_fallback(target, tmp_path, caplog):
-    with FakeOpenAI(["not json", "still not json", "{\"skeletons\": []}"]) as fake:
+    with FakeOpenAI(["not json", "still not json", '{"skeletons": []}']) as fake:
         proposer = _proposer(fake.base_url, tmp_path, fmt="json_object_schema")
         with caplog.at_level(logging.WARNING, logger="schedtune"):
             proposal = proposer.propose(ProposalRequest(target, load_space("matmul")))
@@ -118,7 +146,9 @@ def test_endpoint_down_falls_back(target, tmp_path):
 
 def test_responses_are_cached_by_prompt(target, tmp_path):
     with FakeOpenAI([_answer()]) as fake:
-        _proposer(fake.base_url, tmp_path, fmt="json_object_schema").propose(ProposalRequest(target, load_space("matmul")))
+        _proposer(fake.base_url, tmp_path, fmt="json_object_schema").propose(
+            ProposalRequest(target, load_space("matmul"))
+        )
         again = _proposer(fake.base_url, tmp_path, fmt="json_object_schema")
         proposal = again.propose(ProposalRequest(target, load_space("matmul")))
     assert len(fake.requests) == 1
@@ -145,8 +175,12 @@ def test_api_key_used_but_never_written(tmp_path, monkeypatch):
             "search: {sampler: random, seed: 0, tune_model_flags: false}\n"
             f"proposer: {{kind: llm, base_url: '{fake.base_url}', model: fake, api_key_env: SCHEDTUNE_TEST_KEY}}\n"
         )
-        proc = subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", "-v"],
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", "-v"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert proc.returncode == 0, proc.stderr
     assert any({k.lower(): v for k, v in h.items()}.get("authorization") == f"Bearer {secret}" for h in fake.headers)
     assert secret not in proc.stdout + proc.stderr

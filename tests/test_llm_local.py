@@ -4,6 +4,7 @@ real proposal requests that pass validation (after repair if needed).
 Installed by the README's test command (scripts/setup-local-llm); missing means a broken
 setup, so it fails rather than skips.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,20 +37,29 @@ def server(tmp_path_factory):
 def test_local_model_proposes_valid_skeletons(server, tmp_path):
     built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "d.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
     assert built.ok
-    (name, dispatch), = [(n, d) for n, d in read_configured_executables(tmp_path / "cfg").items()
-                         if d.root and d.root.family == "matmul"]
+    ((name, dispatch),) = [
+        (n, d) for n, d in read_configured_executables(tmp_path / "cfg").items() if d.root and d.root.family == "matmul"
+    ]
     target = TuningTarget(dispatch.root, (name,), 1.0, 1.0)
     cache = Cache(f"sqlite:///{tmp_path / 'c.db'}")
-    evaluator = Evaluator(ModelContext(DATA / "matmul.mlir", "main",
-                                       iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
-                                       FLAGS, tmp_path / "w"), cache)
+    evaluator = Evaluator(
+        ModelContext(
+            DATA / "matmul.mlir",
+            "main",
+            iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0),
+            FLAGS,
+            tmp_path / "w",
+        ),
+        cache,
+    )
 
     def check(config):
         result = evaluator.evaluate(target, config)
         return None if result.status == "ok" else f"{result.status}: {result.error}"
 
-    client = LLMClient(server.base_url, MODEL_ALIAS, None, timeout_s=120, cache=cache,
-                       response_format="json_object_schema")
+    client = LLMClient(
+        server.base_url, MODEL_ALIAS, None, timeout_s=120, cache=cache, response_format="json_object_schema"
+    )
     proposer = LLMProposer(client, repair_rounds=2)
     proposal = proposer.propose(ProposalRequest(target, load_space("matmul"), iree.host_cpu_features(), check))
     record = proposer.records[0]
@@ -73,8 +83,12 @@ def test_tune_with_the_local_model_end_to_end(tmp_path):
         "proposer: {kind: llm, provider: local}\n"
     )
     servers_before = _servers()
-    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     report = tmp_path / "reports" / "llm_local"
     summary = json.loads((report / "summary.json").read_text())

@@ -1,4 +1,5 @@
 """Busy-machine detection: other processes' CPU load is seen and reported, not mistaken for speed."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Model-level flags decide which ops a spec can tune: batch-1 convs via im2col, matmuls lost to mmt4d."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ def test_batch1_conv_is_known_untunable_and_im2col_makes_it_a_matmul(tmp_path):
     targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=8)
     assert targets == []
     assert [r.reason for r in rows if r.family == "conv2d"] == [
-        "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"]
+        "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
+    ]
     assert tunable_share(dispatches, timings) == 0.0
 
     dispatches, timings = _analysis(tmp_path / "im2col", ["--iree-global-opt-use-im2col-for-convs"])
@@ -117,21 +119,31 @@ def test_tuning_plan_weighs_tunable_time_against_a_flag_sets_own_gain():
     from tuner.search import plan_tuning_builds
 
     # CNN: im2col is fastest alone (1.20x) but turns the convs into matmuls and copies.
-    plan = plan_tuning_builds([_candidate("default", 13.04, {"conv2d": 0.98}),
-                               _candidate("im2col", 10.89, {"matmul": 0.76}),
-                               _candidate("channels-last", 13.15, {"conv2d": 0.98})], "im2col")
+    plan = plan_tuning_builds(
+        [
+            _candidate("default", 13.04, {"conv2d": 0.98}),
+            _candidate("im2col", 10.89, {"matmul": 0.76}),
+            _candidate("channels-last", 13.15, {"conv2d": 0.98}),
+        ],
+        "im2col",
+    )
     assert plan.builds[0] == "default" and "im2col" not in plan.builds
     # Equally tunable sets: the faster one first (MobileNet: channels-last).
-    plan = plan_tuning_builds([_candidate("default", 5.2, {"depthwise": 0.99}),
-                               _candidate("channels-last", 4.1, {"depthwise": 0.99})], "channels-last")
+    plan = plan_tuning_builds(
+        [_candidate("default", 5.2, {"depthwise": 0.99}), _candidate("channels-last", 4.1, {"depthwise": 0.99})],
+        "channels-last",
+    )
     assert plan.builds == ("channels-last",)
     # Batch-1 convs: only im2col makes them tunable.
-    plan = plan_tuning_builds([_candidate("default", 9.0, {"matmul": 0.11}),
-                               _candidate("im2col", 8.0, {"matmul": 0.73})], "default")
+    plan = plan_tuning_builds(
+        [_candidate("default", 9.0, {"matmul": 0.11}), _candidate("im2col", 8.0, {"matmul": 0.73})], "default"
+    )
     assert plan.builds[0] == "im2col"
     # MLP: mmt4d ukernels are fastest but nothing is tunable under them: never a tuning build.
-    plan = plan_tuning_builds([_candidate("default", 4.0, {"matmul": 1.0}),
-                               _candidate("data-tiling+ukernels", 3.1, {})], "data-tiling+ukernels")
+    plan = plan_tuning_builds(
+        [_candidate("default", 4.0, {"matmul": 1.0}), _candidate("data-tiling+ukernels", 3.1, {})],
+        "data-tiling+ukernels",
+    )
     assert plan.builds == ("default",) and plan.fastest == "data-tiling+ukernels"
 
 
@@ -143,11 +155,19 @@ def test_tuning_plan_does_not_flip_on_a_noisy_share():
 
     plans = []
     for share in (0.92, 0.98):
-        plans.append(plan_tuning_builds([_candidate("data-tiling", 10.0, {"conv2d": 0.97}, spread=0.05),
-                                         _candidate("channels-last", 10.3, {"conv2d": share}, spread=0.05),
-                                         _candidate("im2col", 7.6, {"matmul": 0.75})], "im2col"))
+        plans.append(
+            plan_tuning_builds(
+                [
+                    _candidate("data-tiling", 10.0, {"conv2d": 0.97}, spread=0.05),
+                    _candidate("channels-last", 10.3, {"conv2d": share}, spread=0.05),
+                    _candidate("im2col", 7.6, {"matmul": 0.75}),
+                ],
+                "im2col",
+            )
+        )
     assert set(plans[0].builds) == set(plans[1].builds) == {"data-tiling", "channels-last"}
     # A clear difference is not a tie: only the better build is tuned.
-    clear = plan_tuning_builds([_candidate("default", 10.0, {"conv2d": 0.98}),
-                                _candidate("slow", 14.0, {"conv2d": 0.98})], "default")
+    clear = plan_tuning_builds(
+        [_candidate("default", 10.0, {"conv2d": 0.98}), _candidate("slow", 14.0, {"conv2d": 0.98})], "default"
+    )
     assert clear.builds == ("default",)

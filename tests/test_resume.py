@@ -1,4 +1,5 @@
 """kill -9 in the middle of a job, then the same command: it continues and meets the budget."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from .conftest import DATA, FREE_STATUSES, check_exported_spec, counted_trials
 
 
 def _counted(url):
-    return [t for _, t in counted_trials(url) if t.user_attrs.get("status") not in FREE_STATUSES
-            and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)]
+    return [
+        t
+        for _, t in counted_trials(url)
+        if t.user_attrs.get("status") not in FREE_STATUSES
+        and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    ]
 
 
 def test_kill_9_then_resume(tmp_path):

@@ -1,4 +1,5 @@
 """Spaces and skeletons: constraints are checked before compiling, skeletons validated."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,9 @@ def target(tmp_path_factory):
     work = tmp_path_factory.mktemp("analysis")
     built = iree.compile_model(DATA / "matmul.mlir", work / "m.vmfb", FLAGS, configs_dir=work / "configs")
     assert built.ok
-    root = next(d.root for d in read_configured_executables(work / "configs").values() if d.root and d.root.family == "matmul")
+    root = next(
+        d.root for d in read_configured_executables(work / "configs").values() if d.root and d.root.family == "matmul"
+    )
     return TuningTarget(root, ("main_dispatch_0_matmul_64x96x128_f32",), 1.0, 1.0)
 
 
@@ -29,8 +32,12 @@ def _big_vector_config() -> CompilationConfig:
     # 16 x 32 x 16 = 8192 vector elements: over the 4096 limit.
     return CompilationConfig.make(
         "DoubleTilingExpert",
-        {"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [16, 32, 0],
-         "vector_reduction": [0, 0, 16]},
+        {
+            "distribution": [32, 32, 0],
+            "cache_parallel": [32, 32, 0],
+            "vector_common_parallel": [16, 32, 0],
+            "vector_reduction": [0, 0, 16],
+        },
     )
 
 
@@ -60,8 +67,18 @@ def test_search_never_compiles_constraint_violations(target, tmp_path):
     inputs = iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0)
     model = ModelContext(DATA / "matmul.mlir", "main", inputs, FLAGS, tmp_path)
     evaluator = Evaluator(model, Cache(f"sqlite:///{tmp_path / 'db.sqlite'}"))
-    outcome = tune_target(target, space, (bad,), {}, evaluator, storage=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                          study_name="t", trials=2, sampler="random", seed=0)
+    outcome = tune_target(
+        target,
+        space,
+        (bad,),
+        {},
+        evaluator,
+        storage=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        study_name="t",
+        trials=2,
+        sampler="random",
+        seed=0,
+    )
     assert evaluator.compiles == 0
     assert outcome.statuses == {"constraint": 12}  # 6 x budget attempts, all rejected before compiling
     assert outcome.best_config is None

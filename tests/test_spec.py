@@ -1,4 +1,5 @@
 """Spec rendering against the real compiler: it parses, and IREE applies the intended config."""
+
 from __future__ import annotations
 
 import subprocess
@@ -35,8 +36,12 @@ def test_analysis_reads_matmul_root(matmul_root):
 def test_rendered_spec_parses_with_iree_opt(matmul_root, tmp_path):
     config = CompilationConfig.make(
         "DoubleTilingExpert",
-        {"distribution": [32, 32, 0], "cache_parallel": [32, 32, 0], "vector_common_parallel": [4, 16, 0],
-         "vector_reduction": [0, 0, 2]},
+        {
+            "distribution": [32, 32, 0],
+            "cache_parallel": [32, 32, 0],
+            "vector_common_parallel": [4, 16, 0],
+            "vector_reduction": [0, 0, 2],
+        },
         loop_peeling=True,
     )
     spec = tmp_path / "spec.mlir"
@@ -58,16 +63,24 @@ def test_empty_spec_parses(tmp_path):
 def test_spec_applies_intended_config(matmul_root, tmp_path):
     config = CompilationConfig.make(
         "DoubleTilingExpert",
-        {"distribution": [16, 48, 0], "cache_parallel": [16, 48, 0], "vector_common_parallel": [6, 16, 0],
-         "vector_reduction": [0, 0, 1]},
+        {
+            "distribution": [16, 48, 0],
+            "cache_parallel": [16, 48, 0],
+            "vector_common_parallel": [6, 16, 0],
+            "vector_reduction": [0, 0, 1],
+        },
         loop_peeling=True,
     )
     assert config != matmul_root.default_config
     spec = tmp_path / "spec.mlir"
     spec.write_text(render_spec([(matmul_root.matcher, config)]))
-    built = iree.compile_model(DATA / "matmul.mlir", tmp_path / "t.vmfb", FLAGS, spec=spec, configs_dir=tmp_path / "cfg")
+    built = iree.compile_model(
+        DATA / "matmul.mlir", tmp_path / "t.vmfb", FLAGS, spec=spec, configs_dir=tmp_path / "cfg"
+    )
     assert built.ok, built.error
-    applied = [d.root for d in read_configured_executables(tmp_path / "cfg").values() if d.root and d.root.family == "matmul"]
+    applied = [
+        d.root for d in read_configured_executables(tmp_path / "cfg").values() if d.root and d.root.family == "matmul"
+    ]
     assert applied[0].default_config == config
 
 

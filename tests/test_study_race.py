@@ -1,4 +1,5 @@
 """Workers starting one study together agree on its search space and never exceed its budget."""
+
 from __future__ import annotations
 
 import optuna
@@ -25,10 +26,15 @@ def test_second_worker_adopts_the_first_workers_skeletons(tmp_path):
     or Optuna's distributions would clash within one study."""
     target, url, evaluator, space, skeletons = _matmul(tmp_path)
     first, other = skeletons[:1], skeletons[1:]
-    evaluator.cache.setdefault(cache_key(kind="study_skeletons", study="job:k:b"), "study", "job:k:b",
-                               {"skeletons": [s.to_json() for s in first]})
-    outcome = tune_target(target, space, other, {}, evaluator, storage=url, study_name="job:k:b",
-                          trials=2, sampler="random", seed=0)
+    evaluator.cache.setdefault(
+        cache_key(kind="study_skeletons", study="job:k:b"),
+        "study",
+        "job:k:b",
+        {"skeletons": [s.to_json() for s in first]},
+    )
+    outcome = tune_target(
+        target, space, other, {}, evaluator, storage=url, study_name="job:k:b", trials=2, sampler="random", seed=0
+    )
     assert outcome.skeletons == first
     study = optuna.load_study(study_name="job:k:b", storage=url)
     assert {t.params["skeleton"] for t in study.trials} == {first[0].name}
@@ -50,8 +56,9 @@ def test_trial_beyond_a_budget_filled_by_another_worker_is_not_compiled(tmp_path
 
     monkeypatch.setattr(optuna.Study, "ask", ask_racing_another_worker)
     compiles = evaluator.compiles
-    outcome = tune_target(target, space, skeletons, {}, evaluator, storage=url, study_name="job:k:c",
-                          trials=1, sampler="random", seed=0)
+    outcome = tune_target(
+        target, space, skeletons, {}, evaluator, storage=url, study_name="job:k:c", trials=1, sampler="random", seed=0
+    )
     assert evaluator.compiles == compiles
     assert outcome.trials == 0
     study = optuna.load_study(study_name="job:k:c", storage=url)
@@ -69,8 +76,9 @@ def test_export_waits_for_a_worker_that_goes_on_after_a_free_trial(tmp_path):
     from tuner.search import settle
 
     target, url, evaluator, space, skeletons = _matmul(tmp_path)
-    outcome = tune_target(target, space, skeletons, {}, evaluator, storage=url, study_name="job:k:d",
-                          trials=0, sampler="random", seed=0)
+    outcome = tune_target(
+        target, space, skeletons, {}, evaluator, storage=url, study_name="job:k:d", trials=0, sampler="random", seed=0
+    )
     study = optuna.load_study(study_name="job:k:d", storage=url)
     first = study.ask()
     first.set_user_attr("worker", "other-host:1")

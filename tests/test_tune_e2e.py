@@ -1,4 +1,5 @@
 """A tiny matmul tuned end to end by the real `tune` command: spec, flags, report, re-run, cache."""
+
 from __future__ import annotations
 
 import json
@@ -64,9 +65,18 @@ def test_exported_spec_works_with_plain_iree_compile(tuned, tmp_path):
     flags = (job.report_dir / "compile_flags.txt").read_text().split()
     out = tmp_path / "tuned.vmfb"
     proc = subprocess.run(
-        [iree.tool("iree-compile"), str(DATA / "matmul.mlir"), *summary["default_flags"], *flags,
-         f"--iree-codegen-tuning-spec-path={job.report_dir / 'tuning_spec.mlir'}", "-o", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            iree.tool("iree-compile"),
+            str(DATA / "matmul.mlir"),
+            *summary["default_flags"],
+            *flags,
+            f"--iree-codegen-tuning-spec-path={job.report_dir / 'tuning_spec.mlir'}",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     inputs = [p for p in summary["input_files"]]
@@ -98,8 +108,11 @@ def test_rerun_with_more_budget_resumes_the_study(tuned):
     assert summary["trial_compiles"] == summary["dispatches"][0]["compiles"] == 2
     # No config was compiled twice: one cache entry per distinct counted config.
     (study_name,) = [s.study_name for s in optuna.get_all_study_summaries(job.storage)]
-    configs = [t.user_attrs["config"] for t in optuna.load_study(study_name=study_name, storage=job.storage).trials
-               if t.user_attrs.get("status") not in FREE_STATUSES]
+    configs = [
+        t.user_attrs["config"]
+        for t in optuna.load_study(study_name=study_name, storage=job.storage).trials
+        if t.user_attrs.get("status") not in FREE_STATUSES
+    ]
     assert len(configs) == len(set(configs)) == 7
     engine = sa.create_engine(job.storage)
     with engine.connect() as conn:

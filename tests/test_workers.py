@@ -1,4 +1,5 @@
 """Scale-out: two `tune` processes on one PostgreSQL study split the budget, nothing twice."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,15 @@ def test_two_workers_share_one_study(tmp_path, postgres_url):
     )
     # Two machines: each its own output folder, one storage. The helper only searches.
     cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
-    main = subprocess.Popen(cmd + ["--output", str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    helper = subprocess.Popen(cmd + ["--output", str(tmp_path / "b"), "--search-only"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    main = subprocess.Popen(
+        cmd + ["--output", str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    helper = subprocess.Popen(
+        cmd + ["--output", str(tmp_path / "b"), "--search-only"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out_h, err_h = helper.communicate(timeout=900)
     out_m, err_m = main.communicate(timeout=900)
     assert helper.returncode == 0, err_h
@@ -31,8 +38,12 @@ def test_two_workers_share_one_study(tmp_path, postgres_url):
 
     trials = counted_trials(postgres_url)
     assert {name for name, _ in trials} and all(name.startswith("shared:") for name, _ in trials)
-    counted = [t for _, t in trials if t.user_attrs.get("status") not in FREE_STATUSES
-               and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)]
+    counted = [
+        t
+        for _, t in trials
+        if t.user_attrs.get("status") not in FREE_STATUSES
+        and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    ]
     assert len(counted) == 8, [t.user_attrs.get("status") for _, t in trials]
     assert not [t for _, t in trials if t.state == optuna.trial.TrialState.RUNNING]
     configs = [t.user_attrs["config"] for t in counted]

@@ -1,6 +1,7 @@
 """One tuning job, stage by stage: config -> frontend -> flags -> dispatches -> proposers ->
 search (evaluation + cache) -> export -> report. Each stage lives in its package; this file
 only calls them in order and carries their results."""
+
 from __future__ import annotations
 
 import contextlib
@@ -70,9 +71,16 @@ def _prepare(job: JobConfig, max_minutes: float | None, start: float) -> _Contex
     cache = Cache(job.storage)
     with schema_lock(job.storage):
         storage = optuna.storages.RDBStorage(job.storage)
-    base = ModelContext(imported.path, imported.entry, timing_inputs, target_flags, workdir,
-                        compile_timeout_s=job.budget.compile_timeout_s, run_timeout_s=job.budget.run_timeout_s,
-                        check_inputs=tuple(check_inputs))
+    base = ModelContext(
+        imported.path,
+        imported.entry,
+        timing_inputs,
+        target_flags,
+        workdir,
+        compile_timeout_s=job.budget.compile_timeout_s,
+        run_timeout_s=job.budget.run_timeout_s,
+        check_inputs=tuple(check_inputs),
+    )
     deadline = start + 60 * limit if limit is not None else None
     ctx = _Context(job, imported, target_flags, base, cache, storage, [], deadline, [])
     ctx.busy_check("at the start")
@@ -106,8 +114,15 @@ def _model_level(ctx: _Context) -> _ModelLevel:
         analyses[row["name"]] = analyze_model(ctx.under(row["flags"])) if row["flags"] else default
         builds[row["name"]] = list(row["flags"])
         row["tunable_share"] = sum(analyses[row["name"]].tunable.values())
-        contenders.append(BuildCandidate(row["name"], tuple(row["flags"]), row["median_ms"], row.get("spread", 0.0),
-                                         analyses[row["name"]].tunable))
+        contenders.append(
+            BuildCandidate(
+                row["name"],
+                tuple(row["flags"]),
+                row["median_ms"],
+                row.get("spread", 0.0),
+                analyses[row["name"]].tunable,
+            )
+        )
     plan = plan_tuning_builds(contenders, decision.chosen.name)
     log.info("model-level flags: fastest alone %s; %s", decision.chosen.name, plan.describe())
     return _ModelLevel(decision.rows, decision.chosen.name, builds, analyses, plan)
@@ -121,22 +136,40 @@ def _make_proposer(ctx: _Context) -> Proposer:
     return make_llm_proposer(ctx.job.proposer, ctx.job.report_dir, cache=ctx.cache, storage=ctx.storage)
 
 
-def _search_build(ctx: _Context, name: str, flags: list[str], analysis: Analysis, proposer: Proposer,
-                  progress, several: bool) -> tuple[BuildRun, Evaluator]:
+def _search_build(
+    ctx: _Context, name: str, flags: list[str], analysis: Analysis, proposer: Proposer, progress, several: bool
+) -> tuple[BuildRun, Evaluator]:
     """Stages dispatches -> proposers -> search for one tuning build."""
     model = ctx.under(flags)
     # Candidates under any flags are checked against IREE's default build.
     evaluator = Evaluator(model, ctx.cache, reference=ctx.reference)
-    targets, rows = find_targets(analysis.dispatches, analysis.timings, time_share=ctx.job.budget.time_share,
-                                 max_targets=ctx.job.budget.max_dispatches)
+    targets, rows = find_targets(
+        analysis.dispatches,
+        analysis.timings,
+        time_share=ctx.job.budget.time_share,
+        max_targets=ctx.job.budget.max_dispatches,
+    )
     log.info("build %s: %d dispatches, %d tuning targets", name, len(rows), len(targets))
     fingerprint = json.dumps(model.fingerprint, sort_keys=True).encode()
-    settings = SearchSettings(ctx.job.name, hashlib.sha256(fingerprint).hexdigest()[:8],
-                              ctx.job.budget.trials_per_dispatch, ctx.job.search.sampler, ctx.job.search.seed,
-                              ctx.deadline, iree.host_cpu_features())
+    settings = SearchSettings(
+        ctx.job.name,
+        hashlib.sha256(fingerprint).hexdigest()[:8],
+        ctx.job.budget.trials_per_dispatch,
+        ctx.job.search.sampler,
+        ctx.job.search.seed,
+        ctx.deadline,
+        iree.host_cpu_features(),
+    )
     prefix = f"{name}: " if several else ""
-    result = search_targets(targets, evaluator, proposer, settings, ctx.storage, progress,
-                            lambda i, t: f"{prefix}[{i + 1}/{len(targets)}] {t.label}")
+    result = search_targets(
+        targets,
+        evaluator,
+        proposer,
+        settings,
+        ctx.storage,
+        progress,
+        lambda i, t: f"{prefix}[{i + 1}/{len(targets)}] {t.label}",
+    )
     return BuildRun(name, flags, targets, rows, result), evaluator
 
 
@@ -148,20 +181,29 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         # Another worker (shared storage) may still be finishing trials of these studies.
         run.search.outcomes = [settle(o, ctx.storage, evaluator.model.stale_after_s) for o in run.search.outcomes]
         winners = select_winners(run.search.outcomes, evaluator.usable)
-        run.confirmation = confirm(evaluator.model, ctx.target_flags, winners, ctx.reference, ctx.cache,
-                                   rounds=rounds, on_wrong=evaluator.mark_failed)
+        run.confirmation = confirm(
+            evaluator.model,
+            ctx.target_flags,
+            winners,
+            ctx.reference,
+            ctx.cache,
+            rounds=rounds,
+            on_wrong=evaluator.mark_failed,
+        )
         contenders.append(Contender(run.name, run.flags, run.confirmation, True))
     if level.fastest not in {run.name for run, _ in runs} and level.builds.get(level.fastest):
         # The tuning builds' flags were chosen for what tuning can do under them: weigh them
         # (with their specs) against the fastest flags alone in the same way.
-        alone = confirm(ctx.under(level.builds[level.fastest]), ctx.target_flags, [], ctx.reference, ctx.cache,
-                        rounds=rounds)
+        alone = confirm(
+            ctx.under(level.builds[level.fastest]), ctx.target_flags, [], ctx.reference, ctx.cache, rounds=rounds
+        )
         contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, False))
     return contenders
 
 
-def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None,
-            search_only: bool = False) -> JobResult:
+def run_job(
+    job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None, search_only: bool = False
+) -> JobResult:
     start = time.monotonic()
     compiles_at_start = iree.compiles_so_far()
     ctx = _prepare(job, max_minutes, start)
@@ -173,20 +215,43 @@ def run_job(job: JobConfig, *, quiet: bool = False, max_minutes: float | None = 
     with contextlib.ExitStack() as stack, progress_display(quiet) as progress:
         stack.callback(proposer.close)
         for name in plan_builds:
-            runs.append(_search_build(ctx, name, level.builds[name], level.analyses[name], proposer, progress,
-                                      several=len(plan_builds) > 1))
+            runs.append(
+                _search_build(
+                    ctx,
+                    name,
+                    level.builds[name],
+                    level.analyses[name],
+                    proposer,
+                    progress,
+                    several=len(plan_builds) > 1,
+                )
+            )
     if search_only:
         ctx.cache.dispose()
-        done = {f"{run.name}:{o.target.label}" if len(runs) > 1 else o.target.label: o.trials
-                for run, _ in runs for o in run.search.outcomes}
+        done = {
+            f"{run.name}:{o.target.label}" if len(runs) > 1 else o.target.label: o.trials
+            for run, _ in runs
+            for o in run.search.outcomes
+        }
         compiles = iree.compiles_so_far() - compiles_at_start
-        return JobResult(job.report_dir, {"job": job.name, "search_only": True, "trials": done,
-                                          "seconds": time.monotonic() - start, "compiles": compiles}, compiles)
+        return JobResult(
+            job.report_dir,
+            {
+                "job": job.name,
+                "search_only": True,
+                "trials": done,
+                "seconds": time.monotonic() - start,
+                "compiles": compiles,
+            },
+            compiles,
+        )
 
     ctx.busy_check("before the confirmation")
     contenders = _confirm_builds(ctx, runs, level)
-    decision = decide_export(contenders, lambda: confirm(ctx.base, ctx.target_flags, [], ctx.reference, ctx.cache,
-                                                         rounds=job.budget.confirm_rounds))
+    decision = decide_export(
+        contenders,
+        lambda: confirm(ctx.base, ctx.target_flags, [], ctx.reference, ctx.cache, rounds=job.budget.confirm_rounds),
+    )
     for contender in contenders:
         log.info("end to end: %s %.2fx", contender.name, contender.speedup)
     write_exports(job.report_dir, decision.shipped.confirmation, decision.shipped.flags)

@@ -1,4 +1,5 @@
 """`tune --config JOB.yaml`: the command line. Bad input: one line on stderr, exit 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="reports folder (default: the config's `output`, else ./reports)")
     parser.add_argument("--max-minutes", type=float, help="stop searching after this long; export what was found")
     parser.add_argument("--quiet", action="store_true", help="no progress display (CI, nightly jobs)")
-    parser.add_argument("--search-only", action="store_true",
-                        help="a helper worker on a shared storage: run trials, leave export to the main process")
+    parser.add_argument(
+        "--search-only",
+        action="store_true",
+        help="a helper worker on a shared storage: run trials, leave export to the main process",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -71,13 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     for warning in summary.get("busy_warnings") or []:
         print(f"tune: warning: {warning}", file=sys.stderr)
     for label, why in (summary.get("proposer_fallbacks") or {}).items():
-        print(f"tune: warning: {label}: the {job.proposer.kind} proposer failed ({why}); heuristic proposals used",
-              file=sys.stderr)
+        print(
+            f"tune: warning: {label}: the {job.proposer.kind} proposer failed ({why}); heuristic proposals used",
+            file=sys.stderr,
+        )
     from .report._write import headline
 
     plain = headline(summary).replace("**", "").replace("`", "")
-    print(f"{job.name}: {plain} {result.compiles} compiles, {summary['seconds']:.0f} s; "
-          f"report: {result.report_dir / 'report.md'}")
+    print(
+        f"{job.name}: {plain} {result.compiles} compiles, {summary['seconds']:.0f} s; "
+        f"report: {result.report_dir / 'report.md'}"
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 The CLI catches `SchedtuneError` once and prints its first line; a subclass decides the exit
 code (`ConfigError`: 2, bad input before any work; anything else: 1).
 """
+
 from __future__ import annotations
 
 

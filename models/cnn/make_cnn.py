@@ -4,16 +4,15 @@ Why a script and a committed file: the main job must run on a machine without to
 the model must be a real network exported by a real frontend. Re-run with
 `python models/cnn/make_cnn.py` (needs `pip install torch==2.13.0 iree-turbine`).
 """
+
 from __future__ import annotations
 
 import pathlib
-
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from suite import SmallCNN  # noqa: E402  (one definition, shared with the model suite)
-
 import torch  # noqa: E402
+from suite import SmallCNN  # noqa: E402  (one definition, shared with the model suite)
 
 HERE = pathlib.Path(__file__).resolve().parent
 BATCH = 8

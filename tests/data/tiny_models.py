@@ -1,4 +1,5 @@
 """Tiny torch models for the frontend tests (factories for `model.factory`)."""
+
 import torch
 from torch import nn
 

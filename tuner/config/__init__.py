@@ -1,4 +1,5 @@
 """Job configuration: YAML in, validated `JobConfig` out."""
+
 from ._job import (
     BudgetSpec,
     ConfigError,

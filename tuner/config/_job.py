@@ -3,6 +3,7 @@
 Every problem is reported as one `ConfigError` line naming the key, so `tune` can exit 2
 before compiling anything.
 """
+
 from __future__ import annotations
 
 import dataclasses

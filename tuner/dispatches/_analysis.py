@@ -1,4 +1,5 @@
 """The dispatch stage's input: a model's default build under some flags, timed in the model."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,9 @@ def analyze_model(model: ModelContext) -> Analysis:
         built = model.compile(folder, dump_configs=True, name="default")
         if not built.ok:
             raise iree.ToolError(f"the model does not compile with IREE's defaults: {built.error}")
-        timings = iree.profile_dispatches(built.vmfb, model.entry, model.inputs, folder / "profile",
-                                          iterations=30, timeout_s=model.run_timeout_s)
+        timings = iree.profile_dispatches(
+            built.vmfb, model.entry, model.inputs, folder / "profile", iterations=30, timeout_s=model.run_timeout_s
+        )
         timings_file.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
     timings = {k: iree.DispatchTiming(**v) for k, v in json.loads(timings_file.read_text()).items()}
     return Analysis(read_configured_executables(folder / "default_configs"), timings)

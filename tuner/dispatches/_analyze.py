@@ -4,6 +4,7 @@ Input is the folder written by `--iree-hal-dump-executable-configurations-to` to
 `--iree-codegen-add-tuner-attributes`, parsed with IREE's Python bindings: the root op is the
 one IREE marks, loop roles come from linalg's own contraction/convolution inference.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -106,7 +107,11 @@ def _classify(op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> 
 
 
 def _root_from_op(op: ir.Operation) -> RootOp:
-    maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])] if "indexing_maps" in op.attributes else []
+    maps = (
+        [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        if "indexing_maps" in op.attributes
+        else []
+    )
     bounds = _loop_bounds(op, maps) if maps else []
     iterators = []
     if "iterator_types" in op.attributes:
@@ -175,7 +180,9 @@ def _distributed_op(func: ir.Operation) -> ir.Operation | None:
             for block in region.blocks:
                 for inner in block.operations:
                     inner = inner.operation
-                    if "lowering_config" in inner.attributes and "distribution" in str(inner.attributes["lowering_config"]):
+                    if "lowering_config" in inner.attributes and "distribution" in str(
+                        inner.attributes["lowering_config"]
+                    ):
                         return inner
                     stack.append(inner)
     return None

@@ -1,4 +1,5 @@
 """Group profiled dispatches into tuning targets: one per distinct root op, hottest first."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,7 +65,9 @@ def find_targets(
         root = dispatch.root if dispatch else None
         if root is None or root.matcher is None:
             family = root.family if root else "unknown"
-            rows.append(DispatchRow(name, family, root.shape_label if root else "", ns, ns / total, None, "no tunable root op"))
+            rows.append(
+                DispatchRow(name, family, root.shape_label if root else "", ns, ns / total, None, "no tunable root op")
+            )
             continue
         if root.known_issue:
             rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, None, root.known_issue))
@@ -74,8 +77,13 @@ def find_targets(
         roots[root.signature] = root
         rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
     targets = [
-        TuningTarget(roots[key], tuple(names), sum(per_call[n] for n in names), sum(per_call[n] for n in names) / total,
-                     tuple(sources[key]))
+        TuningTarget(
+            roots[key],
+            tuple(names),
+            sum(per_call[n] for n in names),
+            sum(per_call[n] for n in names) / total,
+            tuple(sources[key]),
+        )
         for key, names in groups.items()
     ]
     targets.sort(key=lambda t: -t.default_ns)
@@ -88,7 +96,9 @@ def find_targets(
         covered += target.share
     chosen_keys = {t.key for t in chosen}
     rows = [
-        r if r.target_key is None or r.target_key in chosen_keys else dataclasses.replace(r, reason="below the time-share cut")
+        r
+        if r.target_key is None or r.target_key in chosen_keys
+        else dataclasses.replace(r, reason="below the time-share cut")
         for r in rows
     ]
     return chosen, rows

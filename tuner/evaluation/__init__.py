@@ -1,4 +1,5 @@
 """Evaluation stage: compile, verify, check numerics and time a config; cache every outcome."""
+
 from ._cache import Cache, cache_key, schema_lock
 from ._evaluate import Evaluator, TrialResult
 from ._machine import busy_fraction, busy_warning

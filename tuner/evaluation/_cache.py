@@ -3,6 +3,7 @@
 Keeping the cache in the same database as Optuna's studies means one URL configures a job,
 and several machines on one PostgreSQL server share both.
 """
+
 from __future__ import annotations
 
 import contextlib

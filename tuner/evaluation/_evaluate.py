@@ -3,6 +3,7 @@
 A candidate is timed inside the full model (per-dispatch profiling) rather than as an
 isolated benchmark: isolated timings did not match in-model ones on this machine.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -54,8 +55,14 @@ class Evaluator:
     disturb each other's timing.
     """
 
-    def __init__(self, model: ModelContext, cache: Cache, *, compile_workers: int | None = None,
-                 reference: list[list[np.ndarray]] | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelContext,
+        cache: Cache,
+        *,
+        compile_workers: int | None = None,
+        reference: list[list[np.ndarray]] | None = None,
+    ) -> None:
         """`reference`: outputs of IREE's default build per input set, when already computed (else
         built on first use)."""
         self.model = model
@@ -76,8 +83,13 @@ class Evaluator:
         """The whole dispatch (root op and what is fused with it, names canonicalised), the
         config, compiler, CPU, flags and how it is measured: a verdict is reused only where
         every input to it is the same."""
-        return cache_key(kind="trial", dispatch=target.dispatch_key, config=config.canonical(),
-                         measurement=self._measurement, **self.model.fingerprint)
+        return cache_key(
+            kind="trial",
+            dispatch=target.dispatch_key,
+            config=config.canonical(),
+            measurement=self._measurement,
+            **self.model.fingerprint,
+        )
 
     def mark_failed(self, target: TuningTarget, config: CompilationConfig, reason: str) -> None:
         """A cached `ok` verdict that turned out wrong (e.g. at the export): no run reuses it as a winner."""
@@ -98,8 +110,12 @@ class Evaluator:
     def evaluate(self, target: TuningTarget, config: CompilationConfig) -> TrialResult:
         return self.evaluate_many(target, [config])[0]
 
-    def evaluate_many(self, target: TuningTarget, configs: list[CompilationConfig],
-                      record: Callable[[int, TrialResult], None] | None = None) -> list[TrialResult]:
+    def evaluate_many(
+        self,
+        target: TuningTarget,
+        configs: list[CompilationConfig],
+        record: Callable[[int, TrialResult], None] | None = None,
+    ) -> list[TrialResult]:
         """Results in the order of `configs`; status `in_progress` when another worker holds one.
 
         `record(i, result)` is called for each freshly measured result *before* it enters the
@@ -117,20 +133,25 @@ class Evaluator:
                     todo.append(i)
                     continue
                 self.cache.release(self.key(target, config))
-            results[i] = hit or TrialResult(TrialStatus.IN_PROGRESS.value,
-                                            error="another worker is evaluating this config", cached=True)
+            results[i] = hit or TrialResult(
+                TrialStatus.IN_PROGRESS.value, error="another worker is evaluating this config", cached=True
+            )
         try:
             workdirs = {i: self.model.workdir / f"trial_{os.getpid()}_{n}" for n, i in enumerate(todo)}
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.compile_workers)) as pool:
                 compiled = dict(zip(todo, pool.map(lambda i: self._compile(target, configs[i], workdirs[i]), todo)))
             self.compiles += len(todo)
             for i in todo:
-                result = compiled[i] if isinstance(compiled[i], TrialResult) else self._measure(
-                    target, configs[i], workdirs[i], compiled[i])
+                result = (
+                    compiled[i]
+                    if isinstance(compiled[i], TrialResult)
+                    else self._measure(target, configs[i], workdirs[i], compiled[i])
+                )
                 if record is not None:
                     record(i, result)
-                self.cache.put(self.key(target, configs[i]), "trial",
-                               f"{target.label} {configs[i].canonical()}", result.to_json())
+                self.cache.put(
+                    self.key(target, configs[i]), "trial", f"{target.label} {configs[i].canonical()}", result.to_json()
+                )
                 self.cache.release(self.key(target, configs[i]))
                 results[i] = result
         finally:
@@ -144,19 +165,22 @@ class Evaluator:
         shutil.rmtree(work, ignore_errors=True)
         compiled = self.model.compile(work, spec_text=render_spec([(target.root.matcher, config)]), dump_configs=True)
         if not compiled.ok:
-            return TrialResult(TrialStatus.of_compile(compiled.status).value, error=compiled.error,
-                               compile_s=compiled.seconds)
+            return TrialResult(
+                TrialStatus.of_compile(compiled.status).value, error=compiled.error, compile_s=compiled.seconds
+            )
         return compiled
 
-    def _measure(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path,
-                 compiled: iree.CompileResult) -> TrialResult:
+    def _measure(
+        self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path, compiled: iree.CompileResult
+    ) -> TrialResult:
         try:
             return self._check_and_time(target, config, work, compiled)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _check_and_time(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path,
-                        compiled: iree.CompileResult) -> TrialResult:
+    def _check_and_time(
+        self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path, compiled: iree.CompileResult
+    ) -> TrialResult:
         vmfb = compiled.vmfb
         applied = read_configured_executables(compiled.configs_dir)
         for name in target.dispatches:
@@ -165,22 +189,39 @@ class Evaluator:
             used = got.root.default_config if same_op else None
             if used is None or used.canonical() != config.canonical():
                 seen = used.canonical() if used else "no config found"
-                return TrialResult(TrialStatus.NOT_APPLIED.value, error=f"{name}: IREE used {seen}",
-                                   compile_s=compiled.seconds)
+                return TrialResult(
+                    TrialStatus.NOT_APPLIED.value, error=f"{name}: IREE used {seen}", compile_s=compiled.seconds
+                )
         check = self.model.check(vmfb, work, self.reference_outputs())
         if not check.ok:
-            return TrialResult(check.status.value, error=check.error, max_error=check.max_error,
-                               compile_s=compiled.seconds)
+            return TrialResult(
+                check.status.value, error=check.error, max_error=check.max_error, compile_s=compiled.seconds
+            )
         try:
-            timings = iree.profile_dispatches(vmfb, self.model.entry, self.model.inputs, work / "profile",
-                                              iterations=self.model.profile_iterations, timeout_s=self.model.run_timeout_s)
+            timings = iree.profile_dispatches(
+                vmfb,
+                self.model.entry,
+                self.model.inputs,
+                work / "profile",
+                iterations=self.model.profile_iterations,
+                timeout_s=self.model.run_timeout_s,
+            )
         except (iree.ToolError, subprocess.SubprocessError) as exc:
-            return TrialResult(TrialStatus.RUN_ERROR.value, error=f"{type(exc).__name__}: {exc}",
-                               compile_s=compiled.seconds)
+            return TrialResult(
+                TrialStatus.RUN_ERROR.value, error=f"{type(exc).__name__}: {exc}", compile_s=compiled.seconds
+            )
         in_model = iree.per_call_ns(timings)
         per = {n: in_model[n] for n in target.dispatches if n in in_model}
         if len(per) != len(target.dispatches):
-            return TrialResult(TrialStatus.RUN_ERROR.value, error="a tuned dispatch is missing from the profile",
-                               compile_s=compiled.seconds)
-        return TrialResult(TrialStatus.OK.value, time_ns=sum(per.values()), per_dispatch_ns=per,
-                           max_error=check.max_error, compile_s=compiled.seconds)
+            return TrialResult(
+                TrialStatus.RUN_ERROR.value,
+                error="a tuned dispatch is missing from the profile",
+                compile_s=compiled.seconds,
+            )
+        return TrialResult(
+            TrialStatus.OK.value,
+            time_ns=sum(per.values()),
+            per_dispatch_ns=per,
+            max_error=check.max_error,
+            compile_s=compiled.seconds,
+        )

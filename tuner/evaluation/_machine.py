@@ -4,6 +4,7 @@ Measured from /proc/stat over a short window while this process does nothing, so
 seen is other processes' load: a second tuning job, a build, a test run. (The load average
 would be no use: it still holds this job's own compiles from the last minute.)
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -38,5 +39,7 @@ def busy_warning(stage: str, window_s: float = 1.0) -> str | None:
     busy = busy_fraction(window_s)
     if busy is None or busy <= BUSY_THRESHOLD:
         return None
-    return (f"{stage}: other processes used {100 * busy:.0f}% of the CPUs; timings taken now are unreliable "
-            "(run one tuning job per machine, on an otherwise idle machine)")
+    return (
+        f"{stage}: other processes used {100 * busy:.0f}% of the CPUs; timings taken now are unreliable "
+        "(run one tuning job per machine, on an otherwise idle machine)"
+    )

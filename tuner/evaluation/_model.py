@@ -4,6 +4,7 @@
 the confirmation and the analysis all go through; timing is theirs (in-model profile or
 end-to-end benchmark).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -124,8 +125,9 @@ class ModelContext:
             return [], str(exc)
         sets = []
         for k, inputs in enumerate(self.input_sets):
-            run = iree.run_model(vmfb, self.entry, inputs, work / f"run_{k}", outputs=count,
-                                 timeout_s=self.run_timeout_s)
+            run = iree.run_model(
+                vmfb, self.entry, inputs, work / f"run_{k}", outputs=count, timeout_s=self.run_timeout_s
+            )
             if run.status != "ok":
                 return [], f"{run.status}: {run.error}"
             sets.append(run.outputs)
@@ -138,8 +140,11 @@ class ModelContext:
             return NumericCheck(TrialStatus.RUN_ERROR, error)
         ok, worst = all_sets_match(sets, reference)
         if not ok:
-            return NumericCheck(TrialStatus.WRONG_RESULT, f"outputs differ from IREE's default build (worst error "
-                                f"{worst:.3g} of the output's magnitude)", worst)
+            return NumericCheck(
+                TrialStatus.WRONG_RESULT,
+                f"outputs differ from IREE's default build (worst error {worst:.3g} of the output's magnitude)",
+                worst,
+            )
         return NumericCheck(TrialStatus.OK, "", worst)
 
     def reference_outputs(self) -> list[list[np.ndarray]]:
@@ -158,5 +163,6 @@ class ModelContext:
                     np.save(folder / f"set{k}_output_{i}.npy", out)
             done.write_text(json.dumps({"sets": len(sets), "outputs": len(sets[0])}))
         shape = json.loads(done.read_text())
-        return [[np.load(folder / f"set{k}_output_{i}.npy") for i in range(shape["outputs"])]
-                for k in range(shape["sets"])]
+        return [
+            [np.load(folder / f"set{k}_output_{i}.npy") for i in range(shape["outputs"])] for k in range(shape["sets"])
+        ]

@@ -5,6 +5,7 @@ is a miscompile. Each element may differ by `atol + rtol * |ref|`, where `atol` 
 the output's own magnitude (a tolerance fixed at 1e-3 would let an output of ~1e-4 be all
 zeros), and both depend on the element type.
 """
+
 from __future__ import annotations
 
 import numpy as np

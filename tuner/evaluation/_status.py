@@ -1,4 +1,5 @@
 """The statuses a trial can end with, and which of them spend the search budget."""
+
 from __future__ import annotations
 
 import enum

@@ -3,6 +3,7 @@
 Used to take over trials and cache claims of a process that was killed (kill -9, OOM) at
 once on its own host, and after a timeout from other hosts.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Export stage: winners merged into one spec + flags, confirmed end to end; the build that ships."""
+
 from ._confirm import Confirmation, confirm, write_exports
 from ._decide import Contender, ExportDecision, decide_export, select_winners
 

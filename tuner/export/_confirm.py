@@ -4,6 +4,7 @@ A winner is kept only if its dispatches are faster in the tuned full-model build
 the default build measured in the same run; the end-to-end number reported is the
 interleaved median ratio with its spread, never a per-dispatch estimate.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,9 +74,15 @@ class Confirmation:
     @classmethod
     def from_json(cls, data: dict) -> Confirmation:
         return cls(
-            default_ms=data["default_ms"], tuned_ms=data["tuned_ms"], rounds=data["rounds"], kept=data["kept"],
-            dropped=data["dropped"], per_target_ns={k: tuple(v) for k, v in data["per_target_ns"].items()},
-            spec_text=data["spec_text"], max_error=data["max_error"], configs=data.get("configs", {}),
+            default_ms=data["default_ms"],
+            tuned_ms=data["tuned_ms"],
+            rounds=data["rounds"],
+            kept=data["kept"],
+            dropped=data["dropped"],
+            per_target_ns={k: tuple(v) for k, v in data["per_target_ns"].items()},
+            spec_text=data["spec_text"],
+            max_error=data["max_error"],
+            configs=data.get("configs", {}),
         )
 
 
@@ -124,7 +131,9 @@ class _Builder:
             return _Attempt(False, reason=numerics.error, wrong=numerics.status.value == "wrong_result")
         return _Attempt(True, built.vmfb, max_error=numerics.max_error or 0.0)
 
-    def largest_working(self, winners: list[Winner], dropped: dict[str, str], on_wrong: OnWrong | None) -> tuple[list[Winner], _Attempt]:
+    def largest_working(
+        self, winners: list[Winner], dropped: dict[str, str], on_wrong: OnWrong | None
+    ) -> tuple[list[Winner], _Attempt]:
         """All winners if their merged build works; else, best first, each winner that still
         builds and checks with those kept before it (the others are dropped with the reason)."""
         merged = self.build(winners)
@@ -167,8 +176,9 @@ def confirm(
     end-to-end A/B is against IREE's default (`default_flags`, no spec).
     """
     spec_text = render_spec([(t.root.matcher, c) for t, c in winners])
-    key = cache_key(kind="confirm", method=3, model=model.build_key(), default_flags=default_flags, spec=spec_text,
-                    rounds=rounds)
+    key = cache_key(
+        kind="confirm", method=3, model=model.build_key(), default_flags=default_flags, spec=spec_text, rounds=rounds
+    )
     hit = cache.get(key)
     if hit is not None:
         return Confirmation.from_json(hit)
@@ -222,15 +232,26 @@ def confirm(
         default_ms.append(iree.benchmark_model(default.vmfb, model.entry, model.inputs))
         tuned_ms.append(iree.benchmark_model(tuned.vmfb, model.entry, model.inputs))
     spec_text = render_spec([(t.root.matcher, c) for t, c in kept])
-    result = Confirmation(default_ms, tuned_ms, rounds, [t.label for t, _ in kept], dropped, per_target,
-                          spec_text, tuned.max_error, {t.label: c.to_json() for t, c in kept})
+    result = Confirmation(
+        default_ms,
+        tuned_ms,
+        rounds,
+        [t.label for t, _ in kept],
+        dropped,
+        per_target,
+        spec_text,
+        tuned.max_error,
+        {t.label: c.to_json() for t, c in kept},
+    )
     # A result with dropped builds may be transient (a hung compile): not cached, re-tried next run.
     if not any("the tuned build fails" in why for why in dropped.values()):
         cache.put(key, "confirm", "confirmation", result.to_json())
     return result
 
 
-def write_exports(folder: pathlib.Path, confirmation: Confirmation, tuned_flags: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
+def write_exports(
+    folder: pathlib.Path, confirmation: Confirmation, tuned_flags: list[str]
+) -> tuple[pathlib.Path, pathlib.Path]:
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder / "tuning_spec.mlir"
     spec.write_text(confirmation.spec_text)

@@ -4,6 +4,7 @@ Candidates are the tuned build(s) (each confirmed with its spec), the fastest fl
 (when they differ from every tuning build's flags) and, implicitly, IREE's default: nothing
 slower than the default end to end is exported.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,8 +63,10 @@ class ExportDecision:
         return {
             "shipped": self.shipped.name,
             "flags": self.shipped.flags,
-            "contenders": [{"name": c.name, "flags": c.flags, "tuned": c.tuned, "speedup": c.speedup,
-                            "kept": c.confirmation.kept} for c in self.contenders],
+            "contenders": [
+                {"name": c.name, "flags": c.flags, "tuned": c.tuned, "speedup": c.speedup, "kept": c.confirmation.kept}
+                for c in self.contenders
+            ],
             "withdrawn": self.withdrawn,
             "note": self.note,
         }

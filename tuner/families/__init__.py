@@ -3,6 +3,7 @@
 `FAMILIES` is tried in order; the first family that recognises a root op owns it. Convolutions
 come before contractions: linalg's contraction inference also accepts some convolutions.
 """
+
 from __future__ import annotations
 
 from ._base import Loop, OpFamily, Recognised

@@ -6,6 +6,7 @@ the space file's, and what the LLM prompt should say about it. Its knob space an
 library live in `spaces/<name>.yaml`. Adding a family is one module here, one YAML file and
 its tests.
 """
+
 from __future__ import annotations
 
 import abc

@@ -1,4 +1,5 @@
 """2-D convolutions: dense (conv2d) and depthwise, both read by linalg's convolution inference."""
+
 from __future__ import annotations
 
 from typing import ClassVar

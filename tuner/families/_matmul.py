@@ -1,4 +1,5 @@
 """Contractions (matmul, batch matmul, transposed variants, generic contractions): loops b, m, n, k."""
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -5,6 +5,7 @@ are exported with iree-turbine and `onnx` files imported with `iree-import-onnx`
 child process and cached under the job's work folder by a hash of everything the import
 depends on, so a re-run does not import again.
 """
+
 from ._import import FrontendError, ImportedModel, import_model
 
 __all__ = ["FrontendError", "ImportedModel", "import_model"]

@@ -65,8 +65,9 @@ def _require_extra(fmt: str) -> None:
         except ModuleNotFoundError:
             found = False
         if not found:
-            raise ConfigError(f"model.format {fmt}: {name} is not installed; install the extra: "
-                              f"pip install -e '.[{extra}]'")
+            raise ConfigError(
+                f"model.format {fmt}: {name} is not installed; install the extra: pip install -e '.[{extra}]'"
+            )
 
 
 def _import_key(model: ModelSpec) -> str:
@@ -119,8 +120,9 @@ def _onnx_graph_name(path: pathlib.Path) -> str:
 def _run_importer(args: list[str], partial: pathlib.Path, model: ModelSpec, timeout_s: float) -> None:
     env = dict(os.environ)
     # The child imports `tuner` from the same tree as this process.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(__file__).resolve().parents[2]),
-                                                      env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(pathlib.Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")])
+    )
     log.info("model import: %s", " ".join(map(str, args)))
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, env=env)

@@ -3,6 +3,7 @@
 A separate process keeps torch (its threads, ~1 GB of memory, any crash in user code) out of
 the tuning process, and lets the parent put a timeout on it.
 """
+
 from __future__ import annotations
 
 import importlib

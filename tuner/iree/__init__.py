@@ -1,4 +1,5 @@
 """IREE's tools behind small typed calls (compile, run, profile, benchmark)."""
+
 from ._tools import (
     INPUT_DISTRIBUTIONS,
     CompileResult,

@@ -3,6 +3,7 @@
 Every tool runs in its own process with a timeout: a crashing or hanging compiler or a
 segfaulting benchmark becomes a result with a status, never a dead tuning job.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -183,7 +184,9 @@ def compile_model(
     try:
         proc = _run(args, timeout_s, writes_to=output.parent)
     except subprocess.TimeoutExpired:
-        return CompileResult("timeout", None, None, time.monotonic() - start, f"iree-compile timed out after {timeout_s:.0f} s")
+        return CompileResult(
+            "timeout", None, None, time.monotonic() - start, f"iree-compile timed out after {timeout_s:.0f} s"
+        )
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         status = "crash" if proc.returncode < 0 else "error"
@@ -276,8 +279,14 @@ def result_count(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, 
     prints them (`result[i]: ...`). A count of zero would compare nothing, so it is an error."""
     count = _declared_results(vmfb, entry)
     if count is None:
-        args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task",
-                "--output_max_element_count=0", *[f"--input=@{p}" for p in inputs]]
+        args = [
+            tool("iree-run-module"),
+            f"--module={vmfb}",
+            f"--function={entry}",
+            "--device=local-task",
+            "--output_max_element_count=0",
+            *[f"--input=@{p}" for p in inputs],
+        ]
         try:
             proc = _run(args, timeout_s)
         except subprocess.TimeoutExpired:
@@ -329,8 +338,15 @@ class DispatchTiming:
     min_ns: float
 
 
-def _benchmark(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], iterations: int, timeout_s: float,
-               extra: list[str], writes_to: pathlib.Path | None = None) -> subprocess.CompletedProcess:
+def _benchmark(
+    vmfb: pathlib.Path,
+    entry: str,
+    inputs: list[pathlib.Path],
+    iterations: int,
+    timeout_s: float,
+    extra: list[str],
+    writes_to: pathlib.Path | None = None,
+) -> subprocess.CompletedProcess:
     args = [
         tool("iree-benchmark-module"),
         f"--module={vmfb}",
@@ -365,9 +381,15 @@ def profile_dispatches(
     workdir.mkdir(parents=True, exist_ok=True)
     prof = workdir / "profile.ireeprof"
     prof.unlink(missing_ok=True)
-    _benchmark(vmfb, entry, inputs, iterations, timeout_s,
-               ["--device_profiling_mode=host-execution,executable-metadata", f"--device_profiling_output={prof}"],
-               writes_to=workdir)
+    _benchmark(
+        vmfb,
+        entry,
+        inputs,
+        iterations,
+        timeout_s,
+        ["--device_profiling_mode=host-execution,executable-metadata", f"--device_profiling_output={prof}"],
+        writes_to=workdir,
+    )
     out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s, writes_to=workdir)
     if out.returncode != 0:
         raise ToolError(f"iree-profile failed: {_tail(out.stderr, 500)}")

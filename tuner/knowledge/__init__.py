@@ -3,6 +3,7 @@
 Keyword scoring over a few dozen short notes is enough here (and offline); embeddings would
 only be worth their dependency if they ranked our own cases better, which is untested.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,11 +29,14 @@ class Note:
 
 
 def load_notes(path: pathlib.Path = NOTES) -> list[Note]:
-    return [Note(n["id"], tuple(n.get("tags", [])), " ".join(n["text"].split())) for n in yaml.safe_load(path.read_text())]
+    return [
+        Note(n["id"], tuple(n.get("tags", [])), " ".join(n["text"].split())) for n in yaml.safe_load(path.read_text())
+    ]
 
 
-def retrieve_notes(query_terms: Iterable[str], k: int = 3, notes: list[Note] | None = None,
-                   exclude_tags: set[str] = frozenset()) -> list[Note]:
+def retrieve_notes(
+    query_terms: Iterable[str], k: int = 3, notes: list[Note] | None = None, exclude_tags: set[str] = frozenset()
+) -> list[Note]:
     """The `k` notes sharing most (idf-weighted) terms with the query; tags count double."""
     notes = notes if notes is not None else load_notes()
     notes = [n for n in notes if not set(n.tags) & exclude_tags]

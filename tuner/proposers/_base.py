@@ -1,4 +1,5 @@
 """What every proposer gets and returns."""
+
 from __future__ import annotations
 
 import abc

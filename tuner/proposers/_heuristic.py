@@ -1,4 +1,5 @@
 """Skeletons derived from IREE's own default config and the family's space, no LLM needed."""
+
 from __future__ import annotations
 
 from ..spaces import Skeleton, loop_names
@@ -48,13 +49,21 @@ class HeuristicProposer(Proposer):
             peeling = sorted({default.loop_peeling, *space.loop_peeling}, reverse=True)
             ties = {lvl: src for lvl, src in space.ties.items() if lvl in dtiles}
             skeletons.append(
-                Skeleton.make("near-default", default.pipeline, peeling, levels, ties,
-                              "IREE's default config and tiles within 4x of it")
+                Skeleton.make(
+                    "near-default",
+                    default.pipeline,
+                    peeling,
+                    levels,
+                    ties,
+                    "IREE's default config and tiles within 4x of it",
+                )
             )
         skeletons += space.library_skeletons(root)
         full = space.full_skeleton(root)
         skeletons.append(
-            Skeleton.make(full.name, full.pipeline, list(full.loop_peeling), full.level_map, dict(full.ties), full.rationale)
+            Skeleton.make(
+                full.name, full.pipeline, list(full.loop_peeling), full.level_map, dict(full.ties), full.rationale
+            )
         )
         valid = [s for s in skeletons if not space.check_skeleton(s, root)]
         return Proposal(tuple(valid), "heuristic")

@@ -1,4 +1,5 @@
 """The console progress display (rich), or none with --quiet."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,10 @@ def progress_display(quiet: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(),
     ) as progress:
         yield _RichProgress(progress)

@@ -1,4 +1,5 @@
 """summary.json: what a job did and what ships, as one versioned record."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,28 +85,30 @@ def dispatch_rows(runs: list[BuildRun], shipped: str, note: str) -> list[dict]:
             status = _status(target, run, o, run.name == shipped, note)
             in_model = run.confirmation.per_target_ns.get(target.label) if run.confirmation else None
             winning = run.confirmation.configs.get(target.label) if status == "tuned" else None
-            out.append({
-                "build": run.name,
-                "label": target.label,
-                "dispatches": list(target.dispatches),
-                "op_kind": target.root.family,
-                "op_name": target.root.op_name,
-                "loops": loop_bounds(target.root),
-                "element_types": list(target.root.element_types),
-                "share": target.share,
-                "default_ns": target.default_ns,
-                "baseline_ns": o.baseline_ns if o else None,
-                "tuned_ns": o.best_ns if o else None,
-                "in_model_ns": list(in_model) if in_model else None,
-                "speedup": (o.baseline_ns or target.default_ns) / o.best_ns if o and o.best_ns else None,
-                "default_config": target.root.default_config.to_json() if target.root.default_config else None,
-                "winning_config": winning,
-                "trials": o.trials if o else 0,
-                "compiles": o.compiles if o else 0,  # trial builds of this run (cache hits cost none)
-                "trial_statuses": o.statuses if o else {},
-                "skeletons": [s.name for s in o.skeletons] if o else [],
-                "status": status,
-            })
+            out.append(
+                {
+                    "build": run.name,
+                    "label": target.label,
+                    "dispatches": list(target.dispatches),
+                    "op_kind": target.root.family,
+                    "op_name": target.root.op_name,
+                    "loops": loop_bounds(target.root),
+                    "element_types": list(target.root.element_types),
+                    "share": target.share,
+                    "default_ns": target.default_ns,
+                    "baseline_ns": o.baseline_ns if o else None,
+                    "tuned_ns": o.best_ns if o else None,
+                    "in_model_ns": list(in_model) if in_model else None,
+                    "speedup": (o.baseline_ns or target.default_ns) / o.best_ns if o and o.best_ns else None,
+                    "default_config": target.root.default_config.to_json() if target.root.default_config else None,
+                    "winning_config": winning,
+                    "trials": o.trials if o else 0,
+                    "compiles": o.compiles if o else 0,  # trial builds of this run (cache hits cost none)
+                    "trial_statuses": o.statuses if o else {},
+                    "skeletons": [s.name for s in o.skeletons] if o else [],
+                    "status": status,
+                }
+            )
     return out
 
 
@@ -115,12 +118,21 @@ def untuned_rows(runs: list[BuildRun], shipped: str) -> list[dict]:
         return []
     tuned_keys = {t.key for t in run.targets}
     return [
-        {"name": r.name, "family": r.family, "share": r.share, "time_ns": r.time_ns,
-         "reason": r.reason or ("" if r.target_key in tuned_keys else "below the time-share cut")}
-        for r in run.rows if r.target_key not in tuned_keys
+        {
+            "name": r.name,
+            "family": r.family,
+            "share": r.share,
+            "time_ns": r.time_ns,
+            "reason": r.reason or ("" if r.target_key in tuned_keys else "below the time-share cut"),
+        }
+        for r in run.rows
+        if r.target_key not in tuned_keys
     ]
 
 
 def machine_fields() -> dict[str, str]:
-    return {"compiler_version": iree.compiler_version(), "cpu_model": iree.host_cpu_model(),
-            "cpu_features": iree.host_cpu_features()}
+    return {
+        "compiler_version": iree.compiler_version(),
+        "cpu_model": iree.host_cpu_model(),
+        "cpu_features": iree.host_cpu_features(),
+    }

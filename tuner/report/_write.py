@@ -20,8 +20,11 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         lines += [f"**Warning**: {warning}.", ""]
     fallbacks = summary.get("proposer_fallbacks") or {}
     if fallbacks:
-        lines += [f"**Warning**: the configured proposer failed on {len(fallbacks)} target(s); the heuristic "
-                  "proposer stood in:", ""]
+        lines += [
+            f"**Warning**: the configured proposer failed on {len(fallbacks)} target(s); the heuristic "
+            "proposer stood in:",
+            "",
+        ]
         lines += [f"- `{label}`: {why}" for label, why in fallbacks.items()] + [""]
     lines += [
         f"- compiler: `{summary['compiler_version']}`, target CPU `{summary['target_cpu']}`",
@@ -52,37 +55,84 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         ]
         for r in rows
     ]
-    lines.append(tabulate(table, headers=["target", "op", "share", "default ms", "best trial ms", "search estimate",
-                                          "in model (confirmed)", "trials", "status"], tablefmt="github"))
-    lines += ["", "Times are iree-profile per-call dispatch times (they rank configs; they are not wall time). "
-              "'search estimate': best trial vs the baseline, one profile each; 'in model': the export's "
-              "interleaved re-measurement of the winner, which decides what ships."]
+    lines.append(
+        tabulate(
+            table,
+            headers=[
+                "target",
+                "op",
+                "share",
+                "default ms",
+                "best trial ms",
+                "search estimate",
+                "in model (confirmed)",
+                "trials",
+                "status",
+            ],
+            tablefmt="github",
+        )
+    )
+    lines += [
+        "",
+        "Times are iree-profile per-call dispatch times (they rank configs; they are not wall time). "
+        "'search estimate': best trial vs the baseline, one profile each; 'in model': the export's "
+        "interleaved re-measurement of the winner, which decides what ships.",
+    ]
     untuned = summary.get("untuned_dispatches", [])
     if untuned:
         lines += ["", "## Not tuned", ""]
-        lines.append(tabulate([[u["name"], u["family"], f"{100 * u['share']:.1f}%", u["reason"]] for u in untuned],
-                              headers=["dispatch", "op", "share", "why"], tablefmt="github"))
+        lines.append(
+            tabulate(
+                [[u["name"], u["family"], f"{100 * u['share']:.1f}%", u["reason"]] for u in untuned],
+                headers=["dispatch", "op", "share", "why"],
+                tablefmt="github",
+            )
+        )
     flags = summary.get("flag_candidates")
     if flags:
         lines += ["", "## Model-level flags", ""]
-        lines.append(tabulate([[f["name"], " ".join(f["flags"]) or "-", f["status"],
-                                f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
-                                f"{f['speedup']:.2f}x" if "speedup" in f else "-"] for f in flags],
-                              headers=["candidate", "flags", "status", "median ms", "vs default"], tablefmt="github"))
+        lines.append(
+            tabulate(
+                [
+                    [
+                        f["name"],
+                        " ".join(f["flags"]) or "-",
+                        f["status"],
+                        f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
+                        f"{f['speedup']:.2f}x" if "speedup" in f else "-",
+                    ]
+                    for f in flags
+                ],
+                headers=["candidate", "flags", "status", "median ms", "vs default"],
+                tablefmt="github",
+            )
+        )
     export = summary.get("export") or {}
     if len(export.get("contenders", [])) > 1:
-        lines += ["", "End to end, each candidate build against IREE's default: " + ", ".join(
-            f"{c['name']}{' + tuned dispatches' if c['tuned'] else ' flags alone'} {c['speedup']:.2f}x"
-            for c in export["contenders"]) + f"; shipped: **{export['shipped']}**."]
+        lines += [
+            "",
+            "End to end, each candidate build against IREE's default: "
+            + ", ".join(
+                f"{c['name']}{' + tuned dispatches' if c['tuned'] else ' flags alone'} {c['speedup']:.2f}x"
+                for c in export["contenders"]
+            )
+            + f"; shipped: **{export['shipped']}**.",
+        ]
     plan = summary.get("tuning_plan")
     if plan:
         expected = ", ".join(f"{n} {ms:.2f} ms" for n, ms in sorted(plan["expected_ms"].items(), key=lambda kv: kv[1]))
-        lines += ["", f"Tuning builds: {', '.join(plan['builds'])} (expected after tuning: {expected}; builds within "
-                  f"{100 * plan['margin']:.0f}% of the best are all tuned and the end-to-end confirmation picks)."]
+        lines += [
+            "",
+            f"Tuning builds: {', '.join(plan['builds'])} (expected after tuning: {expected}; builds within "
+            f"{100 * plan['margin']:.0f}% of the best are all tuned and the end-to-end confirmation picks).",
+        ]
     if flags and any("tunable_share" in f for f in flags):
-        lines += ["", "Tunable share: " + ", ".join(f"{f['name']} {100 * f['tunable_share']:.0f}%"
-                                                   for f in flags if "tunable_share" in f)
-                  + " of the time in ops a spec can tune."]
+        lines += [
+            "",
+            "Tunable share: "
+            + ", ".join(f"{f['name']} {100 * f['tunable_share']:.0f}%" for f in flags if "tunable_share" in f)
+            + " of the time in ops a spec can tune.",
+        ]
     winners = [r for r in rows if r.get("winning_config")]
     if winners:
         lines += ["", "## Winning configs", ""]
@@ -97,14 +147,18 @@ def headline(summary: dict[str, Any]) -> str:
     """The first line of the report: what ships, and how fast it is end to end."""
     e2e = summary["end_to_end"]
     export = summary.get("export") or {}
-    measured = (f"{e2e['default_median_ms']:.2f} ms -> {e2e['tuned_median_ms']:.2f} ms, median of {e2e['rounds']} "
-                f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x")
+    measured = (
+        f"{e2e['default_median_ms']:.2f} ms -> {e2e['tuned_median_ms']:.2f} ms, median of {e2e['rounds']} "
+        f"interleaved rounds; per-round ratio {e2e['speedup_min']:.2f}-{e2e['speedup_max']:.2f}x"
+    )
     withdrawn = export.get("withdrawn")
     if withdrawn:
         what = ", ".join(withdrawn["kept"]) or "no dispatch configs"
         flags = f" with flags {' '.join(withdrawn['flags'])}" if withdrawn["flags"] else ""
-        return (f"**Nothing exported**: the best tuned build ({what}{flags}) measured {withdrawn['speedup']:.2f}x "
-                "end to end, slower than IREE's default; the exported spec is empty and no flags are set.")
+        return (
+            f"**Nothing exported**: the best tuned build ({what}{flags}) measured {withdrawn['speedup']:.2f}x "
+            "end to end, slower than IREE's default; the exported spec is empty and no flags are set."
+        )
     kept = e2e.get("kept") or []
     flags = summary.get("tuned_flags") or []
     if not kept and not flags:
@@ -114,7 +168,9 @@ def headline(summary: dict[str, Any]) -> str:
         parts.append(f"{len(kept)} tuned dispatch config(s)")
     if flags:
         parts.append(f"flags `{' '.join(flags)}`")
-    return f"**Exported: {' + '.join(parts)}, {e2e['speedup']:.2f}x** faster than IREE's default end to end ({measured})."
+    return (
+        f"**Exported: {' + '.join(parts)}, {e2e['speedup']:.2f}x** faster than IREE's default end to end ({measured})."
+    )
 
 
 def _in_model(row: dict) -> float | None:

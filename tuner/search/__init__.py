@@ -1,4 +1,5 @@
 """Search stage: model-level flags first, then Optuna studies over each dispatch's skeleton knobs."""
+
 from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds
 from ._flags import FlagDecision, choose_flags
 from ._run import SearchResult, SearchSettings, search_targets

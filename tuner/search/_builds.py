@@ -8,6 +8,7 @@ within the measurement spread (and a floor margin) of the best are all tuned, up
 `max_builds`, and the end-to-end confirmation picks among them: a one-point wobble in a noisy
 share cannot flip the result.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -3,6 +3,7 @@
 They change which dispatches exist, so each candidate is judged on the whole model
 (numerics checked, interleaved benchmark) and dispatches are then tuned under the winner.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,14 @@ def choose_flags(
 ) -> FlagDecision:
     """Build every candidate, check its numerics, time them interleaved; the fastest by
     `min_gain` over the default is `chosen`. Rows keep each candidate's rounds and spread."""
-    key = cache_key(kind="flags", method=2, model=model.build_key(),
-                    candidates=[dataclasses.asdict(c) for c in candidates], rounds=rounds, min_gain=min_gain)
+    key = cache_key(
+        kind="flags",
+        method=2,
+        model=model.build_key(),
+        candidates=[dataclasses.asdict(c) for c in candidates],
+        rounds=rounds,
+        min_gain=min_gain,
+    )
     hit = cache.get(key)
     by_name = {c.name: c for c in candidates}
     if hit is not None:

@@ -1,4 +1,5 @@
 """One tuning build's search: a proposal and a study per target, hottest target first."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,12 +79,22 @@ def search_targets(
                 break
         task = progress.add(label(i, target), settings.trials)
         outcome = tune_target(
-            target, space, proposal.skeletons, defaults, evaluator,
-            storage=storage, study_name=f"{settings.job}:{target.key}:{settings.build_tag}",
-            history_prefix=f"{settings.job}:{target.key}:", trials=settings.trials,
-            sampler=settings.sampler, seed=settings.seed, deadline=settings.deadline,
+            target,
+            space,
+            proposal.skeletons,
+            defaults,
+            evaluator,
+            storage=storage,
+            study_name=f"{settings.job}:{target.key}:{settings.build_tag}",
+            history_prefix=f"{settings.job}:{target.key}:",
+            trials=settings.trials,
+            sampler=settings.sampler,
+            seed=settings.seed,
+            deadline=settings.deadline,
             progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
         )
-        progress.update(task, outcome.trials, settings.trials, None if outcome.best_ns is None else outcome.best_ns / 1e6)
+        progress.update(
+            task, outcome.trials, settings.trials, None if outcome.best_ns is None else outcome.best_ns / 1e6
+        )
         outcomes.append(outcome)
     return SearchResult(outcomes, skipped, fallbacks)

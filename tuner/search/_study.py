@@ -6,6 +6,7 @@ finish, so a killed job loses at most the trials in flight; on restart those are
 PostgreSQL storage): the budget is counted over the shared study and configs are claimed in
 the shared cache, so none is compiled twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -119,8 +120,13 @@ def tune_target(
     """
     if isinstance(storage, str):
         storage = optuna.storages.RDBStorage(storage)
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=make_sampler(sampler, seed),
-                                direction="minimize", load_if_exists=True)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=make_sampler(sampler, seed),
+        direction="minimize",
+        load_if_exists=True,
+    )
     recover_lost_trials(study, evaluator.model.stale_after_s)
     stored = study.user_attrs.get(attrs.SKELETONS)
     if stored:
@@ -133,8 +139,12 @@ def tune_target(
             skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
         # Workers starting together may each bring skeletons (an LLM's differ from run to run);
         # the first to store them fixes the study's search space for all.
-        fixed = evaluator.cache.setdefault(cache_key(kind="study_skeletons", study=study_name), "study",
-                                           study_name, {"skeletons": [s.to_json() for s in skeletons]})
+        fixed = evaluator.cache.setdefault(
+            cache_key(kind="study_skeletons", study=study_name),
+            "study",
+            study_name,
+            {"skeletons": [s.to_json() for s in skeletons]},
+        )
         skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
         study.set_user_attr(attrs.SKELETONS, json.dumps([s.to_json() for s in skeletons]))
         study.set_user_attr(attrs.TARGET, target.label)
@@ -142,24 +152,32 @@ def tune_target(
         study.set_user_attr(attrs.DEFAULT_NS, target.default_ns)
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):
-                study.enqueue_trial({"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}},
-                                    skip_if_exists=True)
+                study.enqueue_trial(
+                    {"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}}, skip_if_exists=True
+                )
                 break
         for old in carried:
             done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
             for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
                 study.enqueue_trial(t.params, skip_if_exists=True)
             if done_old:
-                log.info("%s: re-verifying %d winner(s) of %s", target.label, min(len(done_old), WARM_START_TOP),
-                         old.study_name)
+                log.info(
+                    "%s: re-verifying %d winner(s) of %s",
+                    target.label,
+                    min(len(done_old), WARM_START_TOP),
+                    old.study_name,
+                )
     by_name = {s.name: s for s in skeletons}
     loops = loop_names(target.root)
     compiles_before = evaluator.compiles
 
     def slots_taken(below: int | None = None) -> int:
         """Budget slots held by counted or running trials (numbered below `below`, if given)."""
-        return sum(1 for t in study.get_trials(deepcopy=False)
-                   if (below is None or t.number < below) and (_counted(t) or t.state == TrialState.RUNNING))
+        return sum(
+            1
+            for t in study.get_trials(deepcopy=False)
+            if (below is None or t.number < below) and (_counted(t) or t.state == TrialState.RUNNING)
+        )
 
     def finished_count() -> int:
         """Counted trials plus those in flight elsewhere (between batches, none of ours is)."""
@@ -290,7 +308,9 @@ def _untunable(study: optuna.Study) -> str:
     dimension. Spending the budget there would only produce not-applied trials.
     """
     counted = [t for t in study.get_trials(deepcopy=False) if _counted(t)][:UNTUNABLE_AFTER]
-    if len(counted) == UNTUNABLE_AFTER and all(t.user_attrs.get(attrs.STATUS) == TrialStatus.NOT_APPLIED.value for t in counted):
+    if len(counted) == UNTUNABLE_AFTER and all(
+        t.user_attrs.get(attrs.STATUS) == TrialStatus.NOT_APPLIED.value for t in counted
+    ):
         return "IREE does not apply a spec config to this op (known for batch-1 convolutions)"
     return ""
 
@@ -313,10 +333,23 @@ def summarize(
             if cfg == default_canon and (baseline is None or t.value < baseline):
                 baseline = t.value
             fastest[cfg] = min(t.value, fastest.get(cfg, t.value))
-    ranked = tuple((CompilationConfig.from_json(json.loads(cfg)), ns) for cfg, ns in sorted(fastest.items(), key=lambda kv: kv[1]))
+    ranked = tuple(
+        (CompilationConfig.from_json(json.loads(cfg)), ns) for cfg, ns in sorted(fastest.items(), key=lambda kv: kv[1])
+    )
     best_cfg, best_ns = ranked[0] if ranked else (None, None)
-    return TargetOutcome(target, study_name, counted, statuses, best_cfg, best_ns, baseline, skeletons, compiles,
-                         _untunable(study), ranked)
+    return TargetOutcome(
+        target,
+        study_name,
+        counted,
+        statuses,
+        best_cfg,
+        best_ns,
+        baseline,
+        skeletons,
+        compiles,
+        _untunable(study),
+        ranked,
+    )
 
 
 def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout_s: float) -> TargetOutcome:
@@ -327,8 +360,10 @@ def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout
     """
     study = optuna.load_study(study_name=outcome.study_name, storage=storage)
     me = worker_id()
-    if not any(t.user_attrs.get(attrs.WORKER) not in (None, me) and (t.datetime_start or _STARTED) >= _STARTED
-               for t in study.get_trials(deepcopy=False)):  # nobody else worked this study during our run
+    if not any(
+        t.user_attrs.get(attrs.WORKER) not in (None, me) and (t.datetime_start or _STARTED) >= _STARTED
+        for t in study.get_trials(deepcopy=False)
+    ):  # nobody else worked this study during our run
         return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
     deadline = time.monotonic() + timeout_s
     quiet_since = None

@@ -1,4 +1,5 @@
 """Knob spaces per op family, skeletons within them, and model-level flag candidates."""
+
 from ._space import (
     SPACES_DIR,
     FlagCandidate,

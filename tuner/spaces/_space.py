@@ -5,6 +5,7 @@ A *space* says which values each tile of each loop may take for a family; a *ske
 each numeric knob to a few choices. Validation here is what keeps proposer output, LLM or
 not, from ever reaching the compiler unchecked.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,6 @@ from ..spec import PIPELINES, TILE_LEVELS, CompilationConfig
 # The top-level spaces/ folder, reached through a link inside the package so that it ships
 # in the wheel (see pyproject.toml).
 SPACES_DIR = pathlib.Path(__file__).parent / "files"
-
-
 
 
 def loop_names(root: RootOp) -> list[str]:
@@ -66,10 +65,16 @@ class Skeleton:
         # IREE's level order first; unknown levels are kept (last) so validation can name them.
         names = [lvl for lvl in TILE_LEVELS if lvl in levels] + [lvl for lvl in levels if lvl not in TILE_LEVELS]
         ordered = tuple(
-            (lvl, tuple((loop, tuple(int(v) for v in levels[lvl][loop])) for loop in levels[lvl]))
-            for lvl in names
+            (lvl, tuple((loop, tuple(int(v) for v in levels[lvl][loop])) for loop in levels[lvl])) for lvl in names
         )
-        return cls(name, pipeline, tuple(bool(p) for p in loop_peeling), ordered, tuple(sorted((ties or {}).items())), rationale)
+        return cls(
+            name,
+            pipeline,
+            tuple(bool(p) for p in loop_peeling),
+            ordered,
+            tuple(sorted((ties or {}).items())),
+            rationale,
+        )
 
     @property
     def level_map(self) -> dict[str, dict[str, tuple[int, ...]]]:
@@ -91,9 +96,7 @@ class Skeleton:
         tiles: dict[str, list[int]] = {}
         for lvl, knobs in self.levels:
             chosen = dict(knobs)
-            tiles[lvl] = [
-                int(values.get(f"{lvl}.{loop}", chosen[loop][0])) if loop in chosen else 0 for loop in loops
-            ]
+            tiles[lvl] = [int(values.get(f"{lvl}.{loop}", chosen[loop][0])) if loop in chosen else 0 for loop in loops]
         for lvl, source in self.ties:
             tiles[lvl] = list(tiles[source])
         peeling = bool(values.get("loop_peeling", self.loop_peeling[0]))
@@ -116,7 +119,12 @@ class Skeleton:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Skeleton:
         return cls.make(
-            data["name"], data["pipeline"], data["loop_peeling"], data["levels"], data.get("ties"), data.get("rationale", "")
+            data["name"],
+            data["pipeline"],
+            data["loop_peeling"],
+            data["levels"],
+            data.get("ties"),
+            data.get("rationale", ""),
         )
 
 
@@ -162,8 +170,14 @@ class KnobSpace:
             for lvl in self.levels
             if lvl not in self.ties
         }
-        return Skeleton.make(name, self.pipelines[0], list(self.loop_peeling), levels, self.ties,
-                             "every legal value of the family's space")
+        return Skeleton.make(
+            name,
+            self.pipelines[0],
+            list(self.loop_peeling),
+            levels,
+            self.ties,
+            "every legal value of the family's space",
+        )
 
     def library_skeletons(self, root: RootOp) -> list[Skeleton]:
         """The family's skeleton library, instantiated for this op's loops."""
@@ -188,9 +202,19 @@ class KnobSpace:
                         continue
                     vals = [l.bound if v == "full" else int(v) for v in wanted]
                     levels[lvl][loop] = [v for v in vals if v in legal] or legal
-            peeling = [p for p in entry.get("loop_peeling", self.loop_peeling) if p in self.loop_peeling] or list(self.loop_peeling)
-            out.append(Skeleton.make(f"lib:{entry['name']}", entry.get("pipeline", self.pipelines[0]), peeling, levels,
-                                     self.ties, " ".join(str(entry.get("rationale", "")).split())))
+            peeling = [p for p in entry.get("loop_peeling", self.loop_peeling) if p in self.loop_peeling] or list(
+                self.loop_peeling
+            )
+            out.append(
+                Skeleton.make(
+                    f"lib:{entry['name']}",
+                    entry.get("pipeline", self.pipelines[0]),
+                    peeling,
+                    levels,
+                    self.ties,
+                    " ".join(str(entry.get("rationale", "")).split()),
+                )
+            )
         return out
 
     def check_config(self, config: CompilationConfig, root: RootOp) -> list[str]:
@@ -228,7 +252,9 @@ class KnobSpace:
         if skeleton.pipeline not in PIPELINES:
             errors.append(f"pipeline {skeleton.pipeline!r} is unknown; use one of {list(self.pipelines)}")
         elif skeleton.pipeline not in self.pipelines:
-            errors.append(f"pipeline {skeleton.pipeline!r} is not allowed for {self.family}; use one of {list(self.pipelines)}")
+            errors.append(
+                f"pipeline {skeleton.pipeline!r} is not allowed for {self.family}; use one of {list(self.pipelines)}"
+            )
         if not skeleton.loop_peeling or any(p not in self.loop_peeling for p in skeleton.loop_peeling):
             errors.append(f"loop_peeling must be a non-empty subset of {list(self.loop_peeling)}")
         loops = loop_names(root)

@@ -1,4 +1,5 @@
 """Tuning-spec stage: configs as data, rendered into the MLIR spec IREE reads."""
+
 from ._config import (
     PIPELINES,
     TILE_LEVELS,

@@ -4,6 +4,7 @@ This module and `_render.py` are the only places that write or read IREE's CPU
 `lowering_config` / `translation_info` syntax: when IREE changes it (it did in Feb 2026),
 only these two files change.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,10 +61,7 @@ class CompilationConfig:
 
     def translation_info_attr(self) -> str:
         extra = ", {enable_loop_peeling}" if self.loop_peeling else ""
-        return (
-            "#iree_codegen.translation_info<pipeline = "
-            f"#iree_cpu.pipeline<{self.pipeline}>{extra}>"
-        )
+        return f"#iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<{self.pipeline}>{extra}>"
 
     def compilation_info_attr(self) -> str:
         return (
@@ -75,7 +73,11 @@ class CompilationConfig:
     def canonical(self) -> str:
         """Stable text used in cache keys and reports."""
         return json.dumps(
-            {"pipeline": self.pipeline, "tiles": {k: list(v) for k, v in self.tiles}, "loop_peeling": self.loop_peeling},
+            {
+                "pipeline": self.pipeline,
+                "tiles": {k: list(v) for k, v in self.tiles},
+                "loop_peeling": self.loop_peeling,
+            },
             sort_keys=True,
         )
 

@@ -4,6 +4,7 @@ The output is what stock `iree-compile --iree-codegen-tuning-spec-path=` accepts
 (`transform.with_named_sequence`, `iree_codegen.tuning_spec_with_default_entrypoint`, one
 `@__kernel_config` entry point with one `transform.foreach_match`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,8 +68,7 @@ class OpMatcher:
             named += [("strides", self.strides), ("dilations", self.dilations)]
         for result, sizes in named:
             lines.append(
-                f"    transform.iree.match.dims_equal %{result}, [{', '.join(map(str, sizes))}]"
-                " : !transform.param<i64>"
+                f"    transform.iree.match.dims_equal %{result}, [{', '.join(map(str, sizes))}] : !transform.param<i64>"
             )
         lines += [
             f"    %config = transform.param.constant {config.compilation_info_attr()} -> !transform.any_param",
@@ -106,7 +106,9 @@ def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
         "  transform.named_sequence @__kernel_config(%variant_op: !transform.any_op {transform.consumed})"
         " -> !transform.any_op attributes {iree_codegen.tuning_spec_entrypoint} {",
     ]
-    parts.append(f"    %res = transform.foreach_match in %variant_op {pairs} : (!transform.any_op) -> !transform.any_op")
+    parts.append(
+        f"    %res = transform.foreach_match in %variant_op {pairs} : (!transform.any_op) -> !transform.any_op"
+    )
     parts.append("    transform.yield %res : !transform.any_op")
     parts += ["  }", "}", ""]
     return "\n".join(parts)

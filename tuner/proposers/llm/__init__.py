@@ -6,6 +6,7 @@ model for a bounded number of repair rounds. Nothing it returns is executed, and
 failure (endpoint down, timeout, garbage, nothing valid) falls back to the heuristic
 proposer for that dispatch with a warning.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,10 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
         names.add(name)
         try:
             levels = {
-                str(lvl): {str(loop): [int(v) for v in (vals if isinstance(vals, list) else [vals])]
-                           for loop, vals in dict(knobs).items()}
+                str(lvl): {
+                    str(loop): [int(v) for v in (vals if isinstance(vals, list) else [vals])]
+                    for loop, vals in dict(knobs).items()
+                }
                 for lvl, knobs in dict(item.get("levels", {})).items()
             }
             for lvl in space.levels:  # fixed knobs are not asked for: fill them in
@@ -88,8 +91,14 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
                         given[loop] = legal
             peeling = item.get("loop_peeling", [False])
             peeling = [bool(p) for p in (peeling if isinstance(peeling, list) else [peeling])]
-            skeleton = Skeleton.make(name, str(item.get("pipeline", "")), peeling, levels, dict(space.ties),
-                                     str(item.get("rationale", ""))[:200])
+            skeleton = Skeleton.make(
+                name,
+                str(item.get("pipeline", "")),
+                peeling,
+                levels,
+                dict(space.ties),
+                str(item.get("rationale", ""))[:200],
+            )
         except (TypeError, ValueError, AttributeError) as exc:
             errors[name] = [f"malformed skeleton: {exc}"]
             continue
@@ -107,8 +116,16 @@ def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton]
 
 
 class LLMProposer(Proposer):
-    def __init__(self, client: LLMClient | None, *, storage=None, repair_rounds: int = 2, max_skeletons: int = 3,
-                 unavailable: str = "", server: LocalServer | None = None) -> None:
+    def __init__(
+        self,
+        client: LLMClient | None,
+        *,
+        storage=None,
+        repair_rounds: int = 2,
+        max_skeletons: int = 3,
+        unavailable: str = "",
+        server: LocalServer | None = None,
+    ) -> None:
         self.client = client
         self.storage = storage
         self.repair_rounds = repair_rounds
@@ -129,8 +146,9 @@ class LLMProposer(Proposer):
             skeletons = self._ask(request, record)
         except Exception as exc:  # the LLM must never fail the job: endpoint down, timeout, garbage
             record.fallback = f"{type(exc).__name__}: {str(exc)[:200]}"
-            log.warning("LLM proposer failed for %s (%s); using the heuristic proposer", request.target.label,
-                        record.fallback)
+            log.warning(
+                "LLM proposer failed for %s (%s); using the heuristic proposer", request.target.label, record.fallback
+            )
             return Proposal(fallback.skeletons, "llm->heuristic", (record.fallback,))
         # Keep IREE's default neighbourhood too: it carries the baseline trial.
         baseline = [s for s in fallback.skeletons if s.name == "near-default"]
@@ -138,8 +156,13 @@ class LLMProposer(Proposer):
 
     def _ask(self, request: ProposalRequest, record: CallRecord) -> list[Skeleton]:
         target, space = request.target, request.space
-        terms = [target.root.family, target.root.op_name.split(".")[-1], *space.pipelines,
-                 *(space.levels.keys()), "avx2" if "avx2" in request.cpu_features else "sse"]
+        terms = [
+            target.root.family,
+            target.root.op_name.split(".")[-1],
+            *space.pipelines,
+            *(space.levels.keys()),
+            "avx2" if "avx2" in request.cpu_features else "sse",
+        ]
         notes = retrieve_notes(terms, k=2, exclude_tags={"flags"})  # flags are model-level, not per dispatch
         past = []
         if self.storage is not None:
@@ -197,8 +220,9 @@ class LLMProposer(Proposer):
         }
 
 
-def make_llm_proposer(spec: ProposerSpec, report_dir: pathlib.Path, cache: Cache | None = None,
-                      storage=None) -> LLMProposer:
+def make_llm_proposer(
+    spec: ProposerSpec, report_dir: pathlib.Path, cache: Cache | None = None, storage=None
+) -> LLMProposer:
     """An LLM proposer for the job; if the model cannot be reached it still returns one that falls back."""
     server = None
     try:
@@ -208,13 +232,21 @@ def make_llm_proposer(spec: ProposerSpec, report_dir: pathlib.Path, cache: Cache
             base_url, model, fmt, max_tokens = server.base_url, spec.model or MODEL_ALIAS, "json_object_schema", 1000
         else:
             base_url, model, fmt, max_tokens = spec.base_url, spec.model or "gpt-4o-mini", "auto", 1500
-        client = LLMClient(base_url, model, spec.api_key_env, timeout_s=spec.timeout_s, cache=cache,
-                           response_format=fmt, max_tokens=max_tokens)
+        client = LLMClient(
+            base_url,
+            model,
+            spec.api_key_env,
+            timeout_s=spec.timeout_s,
+            cache=cache,
+            response_format=fmt,
+            max_tokens=max_tokens,
+        )
     except (LocalModelUnavailable, OSError) as exc:
         log.warning("LLM unavailable (%s); the heuristic proposer is used", exc)
         return LLMProposer(None, unavailable=str(exc))
-    return LLMProposer(client, storage=storage, repair_rounds=spec.repair_rounds, max_skeletons=spec.max_skeletons,
-                       server=server)
+    return LLMProposer(
+        client, storage=storage, repair_rounds=spec.repair_rounds, max_skeletons=spec.max_skeletons, server=server
+    )
 
 
 __all__ = ["CallRecord", "LLMProposer", "make_llm_proposer", "parse_skeletons"]

@@ -5,6 +5,7 @@ disk, logs or reports. Schema-constrained decoding: llama.cpp's server takes
 `{"type": "json_object", "schema": ...}`, OpenAI and vLLM take `{"type": "json_schema", ...}`;
 `auto` tries the latter, then the former, then plain JSON mode.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,17 @@ class Completion:
 
 
 class LLMClient:
-    def __init__(self, base_url: str, model: str, api_key_env: str | None, *, timeout_s: float = 60.0,
-                 cache: Cache | None = None, response_format: str = "auto", max_tokens: int = 600) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None,
+        *,
+        timeout_s: float = 60.0,
+        cache: Cache | None = None,
+        response_format: str = "auto",
+        max_tokens: int = 600,
+    ) -> None:
         import openai
 
         key = os.environ.get(api_key_env, "") if api_key_env else ""
@@ -57,8 +67,15 @@ class LLMClient:
         return None
 
     def complete(self, messages: list[dict], schema: dict, *, seed: int = 0) -> Completion:
-        key = cache_key(kind="llm", base_url=self.base_url, model=self.model, messages=messages, schema=schema,
-                        seed=seed, max_tokens=self.max_tokens)
+        key = cache_key(
+            kind="llm",
+            base_url=self.base_url,
+            model=self.model,
+            messages=messages,
+            schema=schema,
+            seed=seed,
+            max_tokens=self.max_tokens,
+        )
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -70,7 +87,11 @@ class LLMClient:
             start = time.monotonic()
             try:
                 response = self._client.chat.completions.create(
-                    model=self.model, messages=messages, temperature=0.2, seed=seed, max_tokens=self.max_tokens,
+                    model=self.model,
+                    messages=messages,
+                    temperature=0.2,
+                    seed=seed,
+                    max_tokens=self.max_tokens,
                     response_format=self._format_arg(kind, schema),
                 )
             except (openai.BadRequestError, openai.InternalServerError, openai.UnprocessableEntityError) as exc:

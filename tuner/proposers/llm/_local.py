@@ -3,6 +3,7 @@
 Started on a free loopback port, waited for, and stopped when the job ends. Installed by
 `pip install -e .[local-llm]` (llama-cpp-python[server] builds from source, 15-20 min once).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -43,9 +44,25 @@ class LocalServer:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", MODEL_ALIAS,
-             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(self.gguf),
+                "--model_alias",
+                MODEL_ALIAS,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                str(n_ctx),
+                "--n_threads",
+                str(threads),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 

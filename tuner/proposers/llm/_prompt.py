@@ -5,6 +5,7 @@ IREE's default, the space's legal values, a few retrieved notes and past results
 models overflowed the context window of earlier attempts. The schema enumerates the legal
 values per knob, so a server with schema-constrained decoding cannot produce an illegal one.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,16 +49,22 @@ def free_knobs(target: TuningTarget, space: KnobSpace) -> dict[str, dict[str, li
 def answer_schema(target: TuningTarget, space: KnobSpace, max_skeletons: int = MAX_SKELETONS) -> dict:
     levels = {}
     for lvl, knobs in free_knobs(target, space).items():
-        props = {loop: {"type": "array", "items": {"type": "integer", "enum": legal}, "minItems": 1,
-                        "maxItems": MAX_CHOICES} for loop, legal in knobs.items()}
+        props = {
+            loop: {"type": "array", "items": {"type": "integer", "enum": legal}, "minItems": 1, "maxItems": MAX_CHOICES}
+            for loop, legal in knobs.items()
+        }
         levels[lvl] = {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
     skeleton = {
         "type": "object",
         "properties": {
             "name": {"type": "string", "maxLength": 40},
             "pipeline": {"type": "string", "enum": list(space.pipelines)},
-            "loop_peeling": {"type": "array", "items": {"type": "boolean", "enum": list(space.loop_peeling)},
-                             "minItems": 1, "maxItems": 2},
+            "loop_peeling": {
+                "type": "array",
+                "items": {"type": "boolean", "enum": list(space.loop_peeling)},
+                "minItems": 1,
+                "maxItems": 2,
+            },
             "levels": {"type": "object", "properties": levels, "required": list(levels), "additionalProperties": False},
             "rationale": {"type": "string", "maxLength": 80},
         },
@@ -103,8 +110,11 @@ def build_messages(
     default = root.default_config.to_json() if root.default_config else "none"
     legal = free_knobs(target, space)
     fixed = {
-        lvl: {loop: space.legal_values(lvl, loop, l.bound)[0] for loop, l in zip(loops, root.loops)
-              if len(space.legal_values(lvl, loop, l.bound)) == 1}
+        lvl: {
+            loop: space.legal_values(lvl, loop, l.bound)[0]
+            for loop, l in zip(loops, root.loops)
+            if len(space.legal_values(lvl, loop, l.bound)) == 1
+        }
         for lvl in tunable_levels(space)
     }
     lines = [
@@ -122,12 +132,17 @@ def build_messages(
     if notes:
         lines.append("Notes: " + " ".join(f"- {n.text}" for n in notes))
     if past:
-        lines.append("Best configs found for similar ops: " + "; ".join(
-            f"{p.label} {p.speedup:.1f}x {json.dumps(p.config.get('tiles', {}), separators=(',', ':'))}" for p in past))
+        lines.append(
+            "Best configs found for similar ops: "
+            + "; ".join(
+                f"{p.label} {p.speedup:.1f}x {json.dumps(p.config.get('tiles', {}), separators=(',', ':'))}"
+                for p in past
+            )
+        )
     lines.append(
-        f"Return {{\"skeletons\": [...]}} with 1 to {max_skeletons} skeletons, each "
-        "{\"name\", \"pipeline\", \"loop_peeling\": [bools], \"levels\": {level: {loop: [1-4 tile sizes]}}, "
-        "\"rationale\" (a few words)}. Give every tunable level and loop listed above."
+        f'Return {{"skeletons": [...]}} with 1 to {max_skeletons} skeletons, each '
+        '{"name", "pipeline", "loop_peeling": [bools], "levels": {level: {loop: [1-4 tile sizes]}}, '
+        '"rationale" (a few words)}. Give every tunable level and loop listed above.'
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
@@ -135,5 +150,6 @@ def build_messages(
 def repair_messages(messages: list[dict], errors: dict[str, list[str]]) -> list[dict]:
     """The original prompt plus what was wrong: the context stays bounded whatever the model wrote."""
     text = "; ".join(f"{name}: {' | '.join(errs[:3])}" for name, errs in errors.items())
-    return messages[:2] + [{"role": "user", "content": f"A previous answer was invalid: {text[:700]}. "
-                                                        "Return a corrected JSON answer."}]
+    return messages[:2] + [
+        {"role": "user", "content": f"A previous answer was invalid: {text[:700]}. Return a corrected JSON answer."}
+    ]
