@@ -24,6 +24,19 @@ def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.
     )
 
 
+def matmul_config(loop_peeling: bool = True):
+    """A legal, non-default config of the tiny matmul (64x96x128)."""
+    from tuner.spec import CompilationConfig
+
+    tiles = {
+        "distribution": [32, 32, 0],
+        "cache_parallel": [32, 32, 0],
+        "vector_common_parallel": [4, 16, 0],
+        "vector_reduction": [0, 0, 1],
+    }
+    return CompilationConfig.make("DoubleTilingExpert", tiles, loop_peeling=loop_peeling)
+
+
 @pytest.fixture
 def matmul_model() -> pathlib.Path:
     return DATA / "matmul.mlir"

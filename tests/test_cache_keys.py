@@ -22,21 +22,12 @@ from tuner.export import confirm, select_winners
 from tuner.search import TargetOutcome
 from tuner.spec import CompilationConfig
 
-from .conftest import DATA, run_tune, target_of
+from .conftest import DATA, matmul_config, run_tune, target_of
 
 FAKES = DATA.parent / "fakes"
 FLAGS = iree.target_flags("host")
 MM_INPUTS = ("64x128xf32", "128x96xf32")
-MM_CONFIG = CompilationConfig.make(
-    "DoubleTilingExpert",
-    {
-        "distribution": [32, 32, 0],
-        "cache_parallel": [32, 32, 0],
-        "vector_common_parallel": [4, 16, 0],
-        "vector_reduction": [0, 0, 1],
-    },
-    loop_peeling=True,
-)
+MM_CONFIG = matmul_config()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from tuner import iree
 from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
 from tuner.spec import CompilationConfig
 
-from .conftest import DATA, target_of
+from .conftest import DATA, matmul_config, target_of
 
 FLAGS = iree.target_flags("host")
 
@@ -20,16 +20,7 @@ def _evaluator(model, inputs, tmp_path):
 def test_cache_hit_costs_no_compile(tmp_path):
     target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
-    config = CompilationConfig.make(
-        "DoubleTilingExpert",
-        {
-            "distribution": [32, 32, 0],
-            "cache_parallel": [32, 32, 0],
-            "vector_common_parallel": [4, 16, 0],
-            "vector_reduction": [0, 0, 1],
-        },
-        loop_peeling=True,
-    )
+    config = matmul_config()
     first = evaluator.evaluate(target, config)
     assert first.status == "ok", first.error
     assert first.time_ns > 0 and not first.cached
@@ -107,23 +98,12 @@ def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     assert outcome.best_config is None
 
 
-_MM_CONFIG = dict(
-    pipeline="DoubleTilingExpert",
-    tiles={
-        "distribution": [32, 32, 0],
-        "cache_parallel": [32, 32, 0],
-        "vector_common_parallel": [4, 16, 0],
-        "vector_reduction": [0, 0, 1],
-    },
-)
-
-
 def test_worker_that_claims_after_the_holder_published_does_not_recompile(tmp_path):
     """Two workers, one config: B's lookup misses while A compiles, A publishes and releases,
     then B's claim succeeds. B must find A's result, not compile the config again (CI saw this)."""
     target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     worker_a = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
-    config = CompilationConfig.make(_MM_CONFIG["pipeline"], _MM_CONFIG["tiles"], loop_peeling=True)
+    config = matmul_config(loop_peeling=True)
 
     class LateCache(Cache):
         """B's cache: A finishes the whole config right after B's first (missed) lookup."""
@@ -152,7 +132,7 @@ def test_fresh_result_is_recorded_before_it_is_published(tmp_path):
     so none can count the config as its own trial too."""
     target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     evaluator = _evaluator(DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), tmp_path)
-    config = CompilationConfig.make(_MM_CONFIG["pipeline"], _MM_CONFIG["tiles"], loop_peeling=False)
+    config = matmul_config(loop_peeling=False)
     seen = []
 
     def record(i, result):

@@ -59,7 +59,7 @@ def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):
     export = summary["export"]
     if export["withdrawn"]:  # every contender lost to the default end to end: nothing shipped
         assert summary["tuned_flags"] == [] and summary["end_to_end"]["kept"] == []
-        assert export["shipped"] == "default"
+        assert export["shipped"] == "none"
     else:  # the fastest contender end to end ships, with its own flags
         best = max(export["contenders"], key=lambda c: c["speedup"])
         assert export["shipped"] == best["name"]
@@ -100,7 +100,7 @@ def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monk
     assert len(calls) == 2 and calls[1] == []  # re-confirmed with nothing
     summary = result.summary
     assert summary["export"]["withdrawn"]["speedup"] < 1.0
-    assert summary["end_to_end"]["kept"] == [] and summary["shipped"] == "default"
+    assert summary["end_to_end"]["kept"] == [] and summary["shipped"] == "none"
     spec = (job.report_dir / "tuning_spec.mlir").read_text()
     assert "@match_op_0" not in spec
     report = (job.report_dir / "report.md").read_text()

@@ -16,6 +16,9 @@ from ._confirm import Confirmation
 
 # A best trial must beat the baseline by this much to be worth confirming.
 MIN_SEARCH_GAIN = 0.02
+# What `ExportDecision.shipped` is called when nothing is exported (build names are flag-set names,
+# and the flag set without flags is called "default").
+NOTHING = "none"
 
 
 def select_winners(
@@ -85,6 +88,6 @@ def decide_export(contenders: list[Contender], default: Callable[[], Confirmatio
     if best.speedup < 1.0 and (best.confirmation.kept or best.flags):
         # Per-dispatch gains that do not add up end to end (or noise) must not ship as a "tuning".
         withdrawn = {"name": best.name, "speedup": best.speedup, "kept": best.confirmation.kept, "flags": best.flags}
-        shipped = Contender("default", [], default(), False)
+        shipped = Contender(NOTHING, [], default(), False)
         return ExportDecision(shipped, contenders, withdrawn, f"the tuned build was {best.speedup:.2f}x end to end")
     return ExportDecision(best, contenders, None, note)

@@ -96,3 +96,33 @@ def is_mul_add(op: ir.Operation) -> bool:
 
 def map_texts(maps: list[ir.AffineMap]) -> tuple[str, ...]:
     return tuple(str(ir.AffineMapAttr.get(m)) for m in maps)
+
+
+def recognised_by_groups(
+    op: ir.Operation,
+    maps: list[ir.AffineMap],
+    bounds: list[int],
+    kind: str,
+    groups: dict[str, list[int]],
+    role_names: dict[str, tuple[str, ...]] | None = None,
+    **matcher_fields,
+) -> Recognised:
+    """A reading from linalg's loop groups (in the matcher's result order): each loop gets its
+    group's name (or the group's own per-position names), the matcher gets each group's sizes."""
+    role_names = role_names or {}
+    roles = ["d"] * len(bounds)
+    for key, positions in groups.items():
+        for i, pos in enumerate(positions):
+            roles[pos] = role_names[key][i] if key in role_names else key
+    lhs, rhs, out = operand_types(op)
+    matcher = OpMatcher(
+        op_name=op.name,
+        kind=kind,
+        lhs_type=lhs,
+        rhs_type=rhs,
+        output_type=out,
+        dims=tuple(tuple(bounds[p] for p in positions) for positions in groups.values()),
+        indexing_maps=map_texts(maps),
+        **matcher_fields,
+    )
+    return Recognised(tuple(roles), matcher)

@@ -7,8 +7,7 @@ from typing import ClassVar
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
-from ..spec import OpMatcher
-from ._base import Loop, OpFamily, Recognised, is_mul_add, map_texts, operand_types
+from ._base import Loop, OpFamily, Recognised, is_mul_add, recognised_by_groups
 
 # Matcher result order of `transform.iree.match.convolution`.
 _GROUPS = ("n", "oh_ow", "oc", "kh_kw", "ic", "c")
@@ -32,23 +31,16 @@ def _convolution_groups(op: ir.Operation) -> dict[str, list[int]] | None:
 
 
 def _recognise(op, maps, bounds, groups) -> Recognised:
-    roles = ["d"] * len(bounds)
-    for key in _GROUPS:
-        for i, pos in enumerate(groups[key]):
-            roles[pos] = _NAMES[key][i] if key in _NAMES else key
-    lhs, rhs, out = operand_types(op)
-    matcher = OpMatcher(
-        op_name=op.name,
-        kind="convolution",
-        lhs_type=lhs,
-        rhs_type=rhs,
-        output_type=out,
-        dims=tuple(tuple(bounds[p] for p in groups[k]) for k in _GROUPS),
+    return recognised_by_groups(
+        op,
+        maps,
+        bounds,
+        "convolution",
+        {k: groups[k] for k in _GROUPS},
+        _NAMES,
         strides=tuple(groups["_strides"]),
         dilations=tuple(groups["_dilations"]),
-        indexing_maps=map_texts(maps),
     )
-    return Recognised(tuple(roles), matcher)
 
 
 class _ConvolutionFamily(OpFamily):

@@ -6,8 +6,7 @@ from typing import ClassVar
 
 from iree.compiler.dialects import linalg
 
-from ..spec import OpMatcher
-from ._base import OpFamily, Recognised, is_mul_add, map_texts, operand_types
+from ._base import OpFamily, is_mul_add, recognised_by_groups
 
 _GROUPS = ("b", "m", "n", "k")
 
@@ -30,18 +29,4 @@ class MatmulFamily(OpFamily):
         groups = {"b": list(dims.batch), "m": list(dims.m), "n": list(dims.n), "k": list(dims.k)}
         if sum(len(v) for v in groups.values()) != len(bounds):
             return None
-        roles = ["d"] * len(bounds)
-        for key, positions in groups.items():
-            for pos in positions:
-                roles[pos] = key
-        lhs, rhs, out = operand_types(op)
-        matcher = OpMatcher(
-            op_name=op.name,
-            kind="contraction",
-            lhs_type=lhs,
-            rhs_type=rhs,
-            output_type=out,
-            dims=tuple(tuple(bounds[p] for p in groups[k]) for k in _GROUPS),
-            indexing_maps=map_texts(maps),
-        )
-        return Recognised(tuple(roles), matcher)
+        return recognised_by_groups(op, maps, bounds, "contraction", groups)

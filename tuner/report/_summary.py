@@ -39,7 +39,7 @@ class JobSummary:
     input_files: list[str]
     default_flags: list[str]
     tuned_flags: list[str]
-    shipped: str  # the build that ships: a tuning build's name, flags alone, or "default"
+    shipped: str  # what ships: a tuning build's name, a flag set alone, or "none" (nothing exported)
     flag_candidates: list[dict]
     tuning_plan: dict | None
     dispatches: list[dict]
