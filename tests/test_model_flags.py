@@ -171,3 +171,19 @@ def test_tuning_plan_does_not_flip_on_a_noisy_share():
         [_candidate("default", 10.0, {"conv2d": 0.98}), _candidate("slow", 14.0, {"conv2d": 0.98})], "default"
     )
     assert clear.builds == ("default",)
+
+
+def test_more_ties_than_builds_are_broken_by_flags_not_by_noise():
+    """Four builds within the noise of each other (the CNN on a busy day): the fewest flags win,
+    then the order of spaces/model_flags.yaml, whichever of them measured best this time."""
+    from tuner.search import plan_tuning_builds
+    from tuner.search._flags import spread
+
+    one_bad_round = [5.13, 5.32, 5.13, 4.24, 8.35]
+    assert spread(one_bad_round) < 0.1 < (max(one_bad_round) - min(one_bad_round)) / 5.13
+    for noise in ((1.0, 1.02, 0.99, 1.01), (1.02, 0.99, 1.01, 1.0)):
+        names = ["default", "data-tiling", "channels-last", "aggressive-fusion"]
+        plan = plan_tuning_builds(
+            [_candidate(n, 10.0 * f, {"conv2d": 0.98}) for n, f in zip(names, noise)], "aggressive-fusion"
+        )
+        assert plan.builds == ("default", "data-tiling")

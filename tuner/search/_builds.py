@@ -57,21 +57,20 @@ class TuningPlan:
 
 
 def plan_tuning_builds(candidates: list[BuildCandidate], fastest: str, max_builds: int = 2) -> TuningPlan:
-    """The build(s) to tune under: the best expectation and those tied with it.
+    """The build(s) to tune under: those whose expectation ties with the best one.
 
-    Builds with nothing tunable are never tuned (the fastest flags alone are weighed at the
-    export either way).
+    Among more tied builds than `max_builds`, the ones with the fewest flags win, then the
+    order of `candidates` (the order of spaces/model_flags.yaml): within the noise, which of
+    them looks best is chance, and chance must not pick the build. Builds with nothing
+    tunable are never tuned (the fastest flags alone are weighed at the export either way).
     """
     tunable = [c for c in candidates if c.tunable_share > 0]
     expected = {c.name: c.expected_ms for c in candidates}
     if not tunable:
         return TuningPlan((fastest,), fastest, expected, MIN_MARGIN)
-    ranked = sorted(tunable, key=lambda c: (c.expected_ms, c.name != fastest))
-    best = ranked[0]
-    chosen = [best]
-    for other in ranked[1:]:
-        margin = max(MIN_MARGIN, best.spread, other.spread)
-        if len(chosen) < max_builds and other.expected_ms <= best.expected_ms * (1 + margin):
-            chosen.append(other)
-    margin = max([MIN_MARGIN] + [c.spread for c in chosen])
+    best = min(tunable, key=lambda c: c.expected_ms)
+    tied = [c for c in tunable if c.expected_ms <= best.expected_ms * (1 + max(MIN_MARGIN, best.spread, c.spread))]
+    order = {c.name: i for i, c in enumerate(candidates)}
+    chosen = sorted(tied, key=lambda c: (len(c.flags), order[c.name]))[:max_builds]
+    margin = max([MIN_MARGIN] + [c.spread for c in tied])
     return TuningPlan(tuple(c.name for c in chosen), fastest, expected, margin)

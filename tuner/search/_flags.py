@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import statistics
 
 from .. import iree
@@ -15,6 +16,19 @@ from ..evaluation import Cache, ModelContext, cache_key
 from ..spaces import FlagCandidate
 
 log = logging.getLogger("schedtune")
+
+
+# How long one benchmark round of a flag candidate lasts, at least.
+ROUND_MS = 300.0
+
+
+def spread(times: list[float]) -> float:
+    """Relative spread of a build's rounds: (second slowest - second fastest) / median, so
+    that one disturbed round (the machine is shared) does not make every build look tied;
+    the full range when there are fewer than four rounds."""
+    ordered = sorted(times)
+    low, high = (ordered[1], ordered[-2]) if len(ordered) >= 4 else (ordered[0], ordered[-1])
+    return (high - low) / statistics.median(ordered)
 
 
 @dataclasses.dataclass
@@ -36,7 +50,7 @@ def choose_flags(
     `min_gain` over the default is `chosen`. Rows keep each candidate's rounds and spread."""
     key = cache_key(
         kind="flags",
-        method=2,
+        method=3,
         model=model.build_key(),
         candidates=[dataclasses.asdict(c) for c in candidates],
         rounds=rounds,
@@ -59,14 +73,20 @@ def choose_flags(
             rows[cand.name].update(status=check.status.value, error=check.error, max_error=check.max_error)
             continue
         built[cand.name] = res.vmfb
+    # A warm-up call per build (page faults, thread start-up), then rounds long enough that
+    # one scheduling hiccup does not dominate a round.
+    iterations = {}
+    for name, vmfb in built.items():
+        warm_ms = iree.benchmark_model(vmfb, model.entry, model.inputs, iterations=3)
+        iterations[name] = max(20, math.ceil(ROUND_MS / max(warm_ms, 1e-3)))
     times: dict[str, list[float]] = {name: [] for name in built}
     for _ in range(rounds):
         for name, vmfb in built.items():
-            times[name].append(iree.benchmark_model(vmfb, model.entry, model.inputs))
+            times[name].append(iree.benchmark_model(vmfb, model.entry, model.inputs, iterations=iterations[name]))
     base = statistics.median(times["default"]) if "default" in times else None
     for name, ts in times.items():
         med = statistics.median(ts)
-        rows[name].update(median_ms=med, rounds_ms=ts, spread=(max(ts) - min(ts)) / med)
+        rows[name].update(median_ms=med, rounds_ms=ts, spread=spread(ts))
         if base:
             rows[name]["speedup"] = base / med
     chosen = "default"
