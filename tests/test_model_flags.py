@@ -187,3 +187,20 @@ def test_more_ties_than_builds_are_broken_by_flags_not_by_noise():
             [_candidate(n, 10.0 * f, {"conv2d": 0.98}) for n, f in zip(names, noise)], "aggressive-fusion"
         )
         assert plan.builds == ("default", "data-tiling")
+
+
+def test_a_tied_build_with_nothing_new_to_tune_is_passed_over():
+    """Data tiling on a conv net ties with the default (it only turns the classifier's matmul into
+    mmt4d): tuning the same convs twice would waste the search; channels-last (NHWC convs) is next."""
+    from tuner.search import BuildCandidate, plan_tuning_builds
+
+    convs, nhwc = frozenset({"conv_a", "conv_b"}), frozenset({"conv_a_nhwc", "conv_b_nhwc"})
+    plan = plan_tuning_builds(
+        [
+            BuildCandidate("default", (), 10.0, 0.02, {"conv2d": 0.95, "matmul": 0.03}, convs | {"fc"}),
+            BuildCandidate("data-tiling", ("--dt",), 9.9, 0.02, {"conv2d": 0.96}, convs),
+            BuildCandidate("channels-last", ("--cl",), 10.1, 0.02, {"conv2d": 0.95}, nhwc),
+        ],
+        "data-tiling",
+    )
+    assert plan.builds == ("default", "channels-last")

@@ -121,6 +121,7 @@ def _model_level(ctx: _Context) -> _ModelLevel:
                 row["median_ms"],
                 row.get("spread", 0.0),
                 analyses[row["name"]].tunable,
+                analyses[row["name"]].tunable_targets,
             )
         )
     plan = plan_tuning_builds(contenders, decision.chosen.name)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .. import iree
 from ._analyze import Dispatch, read_configured_executables
-from ._targets import tunable_shares
+from ._targets import find_targets, tunable_shares
 
 if TYPE_CHECKING:
     from ..evaluation import ModelContext
@@ -24,6 +24,12 @@ class Analysis:
     @property
     def families(self) -> set[str]:
         return {d.root.family for d in self.dispatches.values() if d.root is not None}
+
+    @property
+    def tunable_targets(self) -> frozenset[str]:
+        """Root-op signatures of the dispatches a spec can tune."""
+        _targets, rows = find_targets(self.dispatches, self.timings, time_share=1.0, max_targets=len(self.timings) + 1)
+        return frozenset(r.target_key for r in rows if r.target_key is not None)
 
     @property
     def tunable(self) -> dict[str, float]:

@@ -29,6 +29,7 @@ class BuildCandidate:
     median_ms: float
     spread: float  # (slowest - fastest round) / median, over its interleaved rounds
     tunable: dict[str, float]  # op family -> share of this build's time a spec can tune
+    targets: frozenset[str] = frozenset()  # root-op signatures of its tunable dispatches
 
     @property
     def tunable_share(self) -> float:
@@ -61,7 +62,8 @@ def plan_tuning_builds(candidates: list[BuildCandidate], fastest: str, max_build
 
     Among more tied builds than `max_builds`, the ones with the fewest flags win, then the
     order of `candidates` (the order of spaces/model_flags.yaml): within the noise, which of
-    them looks best is chance, and chance must not pick the build. Builds with nothing
+    them looks best is chance, and chance must not pick the build. A tied build whose
+    tunable ops are all in an already chosen build is passed over. Builds with nothing
     tunable are never tuned (the fastest flags alone are weighed at the export either way).
     """
     tunable = [c for c in candidates if c.tunable_share > 0]
@@ -71,6 +73,11 @@ def plan_tuning_builds(candidates: list[BuildCandidate], fastest: str, max_build
     best = min(tunable, key=lambda c: c.expected_ms)
     tied = [c for c in tunable if c.expected_ms <= best.expected_ms * (1 + max(MIN_MARGIN, best.spread, c.spread))]
     order = {c.name: i for i, c in enumerate(candidates)}
-    chosen = sorted(tied, key=lambda c: (len(c.flags), order[c.name]))[:max_builds]
+    chosen: list[BuildCandidate] = []
+    for c in sorted(tied, key=lambda c: (len(c.flags), order[c.name])):
+        # A build whose tunable ops another chosen build already has offers nothing new to
+        # tune (data tiling on a conv net only takes its classifier's matmul away).
+        if len(chosen) < max_builds and not any(c.targets and c.targets <= o.targets for o in chosen):
+            chosen.append(c)
     margin = max([MIN_MARGIN] + [c.spread for c in tied])
     return TuningPlan(tuple(c.name for c in chosen), fastest, expected, margin)
