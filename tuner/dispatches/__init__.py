@@ -2,7 +2,7 @@
 
 from ._analysis import Analysis, analyze_model
 from ._analyze import Dispatch, Loop, RootOp, read_configured_executables
-from ._targets import DispatchRow, TuningTarget, find_targets, tunable_share, tunable_shares
+from ._targets import DispatchRow, TuningTarget, find_targets, tunable_share
 
 __all__ = [
     "Analysis",
@@ -15,5 +15,4 @@ __all__ = [
     "find_targets",
     "read_configured_executables",
     "tunable_share",
-    "tunable_shares",
 ]

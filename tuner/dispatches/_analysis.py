@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import TYPE_CHECKING
 
 from .. import iree
 from ._analyze import Dispatch, read_configured_executables
-from ._targets import find_targets, tunable_shares
+from ._targets import DispatchRow, find_targets
 
 if TYPE_CHECKING:
     from ..evaluation import ModelContext
@@ -25,16 +26,25 @@ class Analysis:
     def families(self) -> set[str]:
         return {d.root.family for d in self.dispatches.values() if d.root is not None}
 
+    @functools.cached_property
+    def _rows(self) -> list[DispatchRow]:
+        """Every dispatch with its tuning target key (None: no spec can tune it)."""
+        _targets, rows = find_targets(self.dispatches, self.timings, time_share=1.0, max_targets=len(self.timings) + 1)
+        return rows
+
     @property
     def tunable_targets(self) -> frozenset[str]:
         """Root-op signatures of the dispatches a spec can tune."""
-        _targets, rows = find_targets(self.dispatches, self.timings, time_share=1.0, max_targets=len(self.timings) + 1)
-        return frozenset(r.target_key for r in rows if r.target_key is not None)
+        return frozenset(r.target_key for r in self._rows if r.target_key is not None)
 
     @property
     def tunable(self) -> dict[str, float]:
         """Op family -> share of the model's time a spec can tune."""
-        return tunable_shares(self.dispatches, self.timings)
+        shares: dict[str, float] = {}
+        for row in self._rows:
+            if row.target_key is not None:
+                shares[row.family] = shares.get(row.family, 0.0) + row.share
+        return shares
 
 
 def analyze_model(model: ModelContext) -> Analysis:

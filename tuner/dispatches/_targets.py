@@ -104,22 +104,13 @@ def find_targets(
     return chosen, rows
 
 
-def tunable_shares(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> dict[str, float]:
-    """Fraction of model time, per op family, spent in dispatches a spec can match.
+def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
+    """Fraction of model time spent in dispatches whose root op a spec can match.
 
     Model-level flags can turn tunable ops into ones no spec matches (data tiling turns
     matmuls into mmt4d ukernel calls) or the reverse (im2col turns batch-1 convs into
-    matmuls); this is how the pipeline notices. Which dispatch is tunable is `find_targets`'
-    decision: every row it gives a target key.
+    matmuls). Which dispatch is tunable is `find_targets`' decision: every row it gives a
+    target key.
     """
     _targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=len(timings) + 1)
-    shares: dict[str, float] = {}
-    for row in rows:
-        if row.target_key is not None:
-            shares[row.family] = shares.get(row.family, 0.0) + row.share
-    return shares
-
-
-def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
-    """Fraction of model time in dispatches a spec can match (all families)."""
-    return sum(tunable_shares(dispatches, timings).values())
+    return sum(r.share for r in rows if r.target_key is not None)
