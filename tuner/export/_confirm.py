@@ -177,7 +177,7 @@ def confirm(
     """
     spec_text = render_spec([(t.root.matcher, c) for t, c in winners])
     key = cache_key(
-        kind="confirm", method=3, model=model.build_key(), default_flags=default_flags, spec=spec_text, rounds=rounds
+        kind="confirm", method=4, model=model.build_key(), default_flags=default_flags, spec=spec_text, rounds=rounds
     )
     hit = cache.get(key)
     if hit is not None:
@@ -228,9 +228,11 @@ def confirm(
 
     default_ms: list[float] = []
     tuned_ms: list[float] = []
+    iterations = iree.round_iterations(default.vmfb, model.entry, model.inputs)  # the same for both builds
+    iree.benchmark_model(tuned.vmfb, model.entry, model.inputs, iterations=3)  # its warm-up
     for _ in range(rounds):
-        default_ms.append(iree.benchmark_model(default.vmfb, model.entry, model.inputs))
-        tuned_ms.append(iree.benchmark_model(tuned.vmfb, model.entry, model.inputs))
+        default_ms.append(iree.benchmark_model(default.vmfb, model.entry, model.inputs, iterations=iterations))
+        tuned_ms.append(iree.benchmark_model(tuned.vmfb, model.entry, model.inputs, iterations=iterations))
     spec_text = render_spec([(t.root.matcher, c) for t, c in kept])
     result = Confirmation(
         default_ms,

@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import functools
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -407,6 +408,18 @@ def profile_dispatches(
         name = row["key"]
         timings[name] = DispatchTiming(name, int(row["count"]), float(row["avg_ns"]), float(row["min_ns"]))
     return timings
+
+
+# How long one end-to-end benchmark round lasts, at least: on a shared machine a round of a
+# few milliseconds is one scheduling hiccup away from a 1.5x outlier.
+ROUND_MS = 300.0
+
+
+def round_iterations(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, minimum: int = 20) -> int:
+    """Calls per benchmark round so that a round lasts about `ROUND_MS`, after a warm-up call
+    (page faults, thread start-up) whose time is the estimate."""
+    warm_ms = benchmark_model(vmfb, entry, inputs, iterations=3)
+    return max(minimum, math.ceil(ROUND_MS / max(warm_ms, 1e-3)))
 
 
 def benchmark_model(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import statistics
 
 from .. import iree
@@ -16,10 +15,6 @@ from ..evaluation import Cache, ModelContext, cache_key
 from ..spaces import FlagCandidate
 
 log = logging.getLogger("schedtune")
-
-
-# How long one benchmark round of a flag candidate lasts, at least.
-ROUND_MS = 300.0
 
 
 def spread(times: list[float]) -> float:
@@ -50,7 +45,7 @@ def choose_flags(
     `min_gain` over the default is `chosen`. Rows keep each candidate's rounds and spread."""
     key = cache_key(
         kind="flags",
-        method=3,
+        method=4,
         model=model.build_key(),
         candidates=[dataclasses.asdict(c) for c in candidates],
         rounds=rounds,
@@ -73,12 +68,8 @@ def choose_flags(
             rows[cand.name].update(status=check.status.value, error=check.error, max_error=check.max_error)
             continue
         built[cand.name] = res.vmfb
-    # A warm-up call per build (page faults, thread start-up), then rounds long enough that
-    # one scheduling hiccup does not dominate a round.
-    iterations = {}
-    for name, vmfb in built.items():
-        warm_ms = iree.benchmark_model(vmfb, model.entry, model.inputs, iterations=3)
-        iterations[name] = max(20, math.ceil(ROUND_MS / max(warm_ms, 1e-3)))
+    # Rounds long enough that one scheduling hiccup does not dominate a round.
+    iterations = {name: iree.round_iterations(vmfb, model.entry, model.inputs) for name, vmfb in built.items()}
     times: dict[str, list[float]] = {name: [] for name in built}
     for _ in range(rounds):
         for name, vmfb in built.items():
