@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tuner import iree
-from tuner.dispatches import find_targets, read_configured_executables, tunable_share
+from tuner.dispatches import Analysis, find_targets, read_configured_executables
 
 from .conftest import DATA, run_tune
 
@@ -27,12 +27,14 @@ def test_batch1_conv_is_known_untunable_and_im2col_makes_it_a_matmul(tmp_path):
     assert [r.reason for r in rows if r.family == "conv2d"] == [
         "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
     ]
-    assert tunable_share(dispatches, timings) == 0.0
+    assert Analysis(dispatches, timings).tunable_share == 0.0
 
     dispatches, timings = _analysis(tmp_path / "im2col", ["--iree-global-opt-use-im2col-for-convs"])
     targets, _rows = find_targets(dispatches, timings, time_share=1.0, max_targets=8)
     assert [t.root.family for t in targets] == ["matmul"]
-    assert tunable_share(dispatches, timings) > 0.0  # the matmul; the im2col copy takes the rest (timing-dependent)
+    assert (
+        Analysis(dispatches, timings).tunable_share > 0.0
+    )  # the matmul; the im2col copy takes the rest (timing-dependent)
 
 
 def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):

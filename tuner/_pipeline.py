@@ -113,7 +113,7 @@ def _model_level(ctx: _Context) -> _ModelLevel:
             continue
         analyses[row["name"]] = analyze_model(ctx.under(row["flags"])) if row["flags"] else default
         builds[row["name"]] = list(row["flags"])
-        row["tunable_share"] = sum(analyses[row["name"]].tunable.values())
+        row["tunable_share"] = analyses[row["name"]].tunable_share
         contenders.append(
             BuildCandidate(
                 row["name"],

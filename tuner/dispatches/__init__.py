@@ -2,7 +2,7 @@
 
 from ._analysis import Analysis, analyze_model
 from ._analyze import Dispatch, Loop, RootOp, read_configured_executables
-from ._targets import DispatchRow, TuningTarget, find_targets, tunable_share
+from ._targets import DispatchRow, TuningTarget, find_targets
 
 __all__ = [
     "Analysis",
@@ -14,5 +14,4 @@ __all__ = [
     "analyze_model",
     "find_targets",
     "read_configured_executables",
-    "tunable_share",
 ]

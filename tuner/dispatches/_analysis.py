@@ -38,6 +38,11 @@ class Analysis:
         return frozenset(r.target_key for r in self._rows if r.target_key is not None)
 
     @property
+    def tunable_share(self) -> float:
+        """Share of the model's time a spec can tune, all families together."""
+        return sum(self.tunable.values())
+
+    @property
     def tunable(self) -> dict[str, float]:
         """Op family -> share of the model's time a spec can tune."""
         shares: dict[str, float] = {}

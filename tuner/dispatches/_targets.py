@@ -102,15 +102,3 @@ def find_targets(
         for r in rows
     ]
     return chosen, rows
-
-
-def tunable_share(dispatches: dict[str, Dispatch], timings: dict[str, DispatchTiming]) -> float:
-    """Fraction of model time spent in dispatches whose root op a spec can match.
-
-    Model-level flags can turn tunable ops into ones no spec matches (data tiling turns
-    matmuls into mmt4d ukernel calls) or the reverse (im2col turns batch-1 convs into
-    matmuls). Which dispatch is tunable is `find_targets`' decision: every row it gives a
-    target key.
-    """
-    _targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=len(timings) + 1)
-    return sum(r.share for r in rows if r.target_key is not None)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from .. import iree
 from ..dispatches import TuningTarget
-from ..evaluation import Cache, ModelContext, cache_key
+from ..evaluation import Cache, ModelContext, TrialStatus, cache_key
 from ..spec import CompilationConfig, render_spec
 
 log = logging.getLogger("schedtune")
@@ -128,7 +128,7 @@ class _Builder:
             return _Attempt(True, built.vmfb)
         numerics = self.model.check(built.vmfb, self.work / f"{name}_run", self.reference)
         if not numerics.ok:
-            return _Attempt(False, reason=numerics.error, wrong=numerics.status.value == "wrong_result")
+            return _Attempt(False, reason=numerics.error, wrong=numerics.status == TrialStatus.WRONG_RESULT)
         return _Attempt(True, built.vmfb, max_error=numerics.max_error or 0.0)
 
     def largest_working(

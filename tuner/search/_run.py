@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from ..dispatches import TuningTarget
-from ..evaluation import Evaluator
+from ..evaluation import Evaluator, TrialStatus
 from ..proposers import ProposalRequest, Proposer, default_values
 from ..spaces import load_space
 from ._study import TargetOutcome, tune_target
@@ -38,7 +38,7 @@ def _centre_check(evaluator: Evaluator, target: TuningTarget):
 
     def check(config) -> str | None:
         result = evaluator.evaluate(target, config)
-        if result.status in ("ok", "in_progress"):
+        if result.status in (TrialStatus.OK, TrialStatus.IN_PROGRESS):
             return None
         return f"{result.status}: {result.error}"
 
