@@ -151,6 +151,30 @@ class BertEncoderLayer(nn.Module):
         return self.out_norm(x + y)
 
 
+class SdpaBlock(nn.Module):
+    """A pre-LN transformer block written the usual PyTorch way: fused QKV projection,
+    `F.scaled_dot_product_attention`, GELU MLP (4x hidden). `causal` makes it a GPT-2-style
+    decoder block, otherwise a ViT-style encoder block."""
+
+    def __init__(self, hidden: int, heads: int, causal: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.causal = causal
+        self.norm1 = nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.fc1 = nn.Linear(hidden, 4 * hidden)
+        self.fc2 = nn.Linear(4 * hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, s, h))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+
+
 class MLP(nn.Module):
     """A plain multi-layer perceptron: 512 -> 1024 -> 1024 -> 1024 -> 10 with ReLU."""
 
@@ -193,3 +217,15 @@ def bert_layer() -> nn.Module:
 
 def mlp() -> nn.Module:
     return _build(MLP)
+
+
+def gpt2_block() -> nn.Module:
+    """GPT-2-small-sized causal decoder block (hidden 768, 12 heads); the job feeds 1x128x768."""
+    torch.manual_seed(0)
+    return SdpaBlock(768, 12, causal=True).eval()
+
+
+def vit_block() -> nn.Module:
+    """ViT-small-sized encoder block (hidden 384, 6 heads); the job feeds 4x197x384."""
+    torch.manual_seed(0)
+    return SdpaBlock(384, 6, causal=False).eval()

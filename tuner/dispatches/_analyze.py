@@ -16,7 +16,14 @@ from iree.compiler.dialects import iree_codegen
 
 from ..families import FAMILIES, Loop, get_family
 from ..families._base import operand_types
-from ..spec import CompilationConfig, OpMatcher, parse_lowering_config, parse_translation_info
+from ..spec import (
+    MAX_NATIVE_VECTORS,
+    CompilationConfig,
+    OpMatcher,
+    parse_lowering_config,
+    parse_native_vector_bytes,
+    parse_translation_info,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +38,12 @@ class RootOp:
     default_config: CompilationConfig | None
     text: str  # the op as printed (generic form), without its config: what the cache hashes
     operand_types: tuple[str, ...] = ()
+    # The target's vector register width: IREE rejects vectors of MAX_NATIVE_VECTORS of them.
+    native_vector_bytes: int = 32
+
+    @property
+    def vector_limit_bytes(self) -> int:
+        return self.native_vector_bytes * MAX_NATIVE_VECTORS
 
     @property
     def signature(self) -> str:
@@ -106,7 +119,7 @@ def _classify(op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> 
     return "other", ["d"] * len(bounds), None
 
 
-def _root_from_op(op: ir.Operation) -> RootOp:
+def _root_from_op(op: ir.Operation, native_vector_bytes: int) -> RootOp:
     maps = (
         [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
         if "indexing_maps" in op.attributes
@@ -157,7 +170,17 @@ def _root_from_op(op: ir.Operation) -> RootOp:
         default_config=default,
         text=text,
         operand_types=tuple(str(v.type) for v in op.operands),
+        native_vector_bytes=native_vector_bytes,
     )
+
+
+def _native_vector_bytes(func: ir.Operation) -> int:
+    variant = func.parent
+    while variant is not None and variant.name != "hal.executable.variant":
+        variant = variant.parent
+    if variant is None or "target" not in variant.attributes:
+        return parse_native_vector_bytes("")
+    return parse_native_vector_bytes(str(variant.attributes["target"]))
 
 
 def _functions(module: ir.Module):
@@ -207,6 +230,6 @@ def read_configured_executables(folder: pathlib.Path) -> dict[str, Dispatch]:
                 # A config set by a tuning spec comes without IREE's root_op mark: then the
                 # root is the op that carries distribution tiles.
                 op = roots.get(name) or _distributed_op(func)
-                root = _root_from_op(op) if op is not None else None
+                root = _root_from_op(op, _native_vector_bytes(func)) if op is not None else None
                 result[name] = Dispatch(name=name, root=root, source_hash=_source_hash(func))
     return result

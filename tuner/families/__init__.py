@@ -6,11 +6,12 @@ come before contractions: linalg's contraction inference also accepts some convo
 
 from __future__ import annotations
 
+from ._attention import AttentionFamily
 from ._base import Loop, OpFamily, Recognised
 from ._convolution import Conv2dFamily, DepthwiseFamily
 from ._matmul import MatmulFamily
 
-FAMILIES: tuple[OpFamily, ...] = (Conv2dFamily(), DepthwiseFamily(), MatmulFamily())
+FAMILIES: tuple[OpFamily, ...] = (AttentionFamily(), Conv2dFamily(), DepthwiseFamily(), MatmulFamily())
 
 _BY_NAME = {f.name: f for f in FAMILIES}
 

@@ -59,8 +59,9 @@ class OpFamily(abc.ABC):
         """Why a spec cannot take effect on such an op with this IREE, if it is a known bug."""
         return None
 
-    def check_config(self, config: CompilationConfig, loops: tuple[Loop, ...]) -> list[str]:
-        """Constraint violations beyond the space file's (empty when none)."""
+    def check_config(self, config: CompilationConfig, loops: tuple[Loop, ...], vector_limit: int) -> list[str]:
+        """Constraint violations beyond the space file's (empty when none); `vector_limit` is the
+        element count at which IREE rejects a vector (or a vector contraction) on this CPU."""
         return []
 
 

@@ -19,7 +19,7 @@ import yaml
 from ..dispatches import RootOp
 from ..errors import SpaceError
 from ..families import get_family
-from ..spec import PIPELINES, TILE_LEVELS, CompilationConfig
+from ..spec import MAX_NATIVE_VECTORS, PIPELINES, TILE_LEVELS, CompilationConfig
 
 # The top-level spaces/ folder, reached through a link inside the package so that it ships
 # in the wheel (see pyproject.toml).
@@ -35,6 +35,12 @@ def loop_names(root: RootOp) -> list[str]:
 def loop_bounds(root: RootOp) -> dict[str, int]:
     """Trip count per loop, keyed by `loop_names` (a role that repeats keeps every loop)."""
     return dict(zip(loop_names(root), (l.bound for l in root.loops)))
+
+
+def element_bytes(element_type: str) -> int:
+    """Bytes of an MLIR element type (f32, bf16, i8, ...); 8 for index and unknown types, as IREE assumes."""
+    digits = "".join(c for c in element_type if c.isdigit())
+    return max(int(digits) // 8, 1) if digits and element_type[:1] in "fi" else 8
 
 
 def _role(name: str) -> str:
@@ -138,7 +144,6 @@ class KnobSpace:
     loop_peeling: tuple[bool, ...]
     levels: dict[str, dict[str, Any]]
     ties: dict[str, str]
-    max_vector_elements: int
     vector_within_distribution: bool
     library: tuple[dict[str, Any], ...] = ()
 
@@ -235,11 +240,15 @@ class KnobSpace:
                 if size:
                     vector[i] = max(vector[i], size)
         elements = math.prod(vector)
-        if elements >= self.max_vector_elements:
-            errors.append(f"vector tile has {elements} elements, limit {self.max_vector_elements - 1}")
+        limit = root.vector_limit_bytes // element_bytes(root.element_types[2])
+        if elements >= limit:
+            errors.append(
+                f"vector tile has {elements} elements; IREE rejects {limit} or more on this CPU "
+                f"({MAX_NATIVE_VECTORS} native vectors)"
+            )
         family = get_family(self.family)
         if family is not None:
-            errors += family.check_config(config, root.loops)
+            errors += family.check_config(config, root.loops, limit)
         if self.vector_within_distribution and "distribution" in tiles:
             for i, (d, v) in enumerate(zip(tiles["distribution"], tiles.get("vector_common_parallel", ()))):
                 if d and v and v > d:
@@ -339,7 +348,6 @@ def load_space(family: str, folder: pathlib.Path = SPACES_DIR) -> KnobSpace | No
             loop_peeling=tuple(bool(v) for v in data.get("loop_peeling", [False])),
             levels=levels,
             ties=ties,
-            max_vector_elements=int(constraints.get("max_vector_elements", 4096)),
             vector_within_distribution=bool(constraints.get("vector_within_distribution", True)),
             library=tuple(data.get("skeletons", [])),
         )

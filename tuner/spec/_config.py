@@ -111,6 +111,23 @@ def parse_lowering_config(attr_text: str) -> dict[str, tuple[int, ...]]:
     return levels
 
 
+# IREE's large-vector check (LLVMCPUVerifyVectorSizeLegality): no vector, and no vector
+# contraction's whole iteration space, may reach this many native vectors.
+MAX_NATIVE_VECTORS = 512
+# What IREE assumes when a target does not say (8 bytes).
+DEFAULT_NATIVE_VECTOR_BYTES = 8
+
+
+def parse_native_vector_bytes(target_attr_text: str) -> int:
+    """`native_vector_size` (bytes) from a printed `#hal.executable.target<...>`."""
+    marker = "native_vector_size = "
+    start = target_attr_text.find(marker)
+    if start < 0:
+        return DEFAULT_NATIVE_VECTOR_BYTES
+    digits = target_attr_text[start + len(marker) :].split(" ", 1)[0].rstrip(",}>")
+    return int(digits) if digits.isdigit() else DEFAULT_NATIVE_VECTOR_BYTES
+
+
 def parse_translation_info(attr_text: str) -> tuple[str, bool]:
     """(pipeline, loop peeling) from a printed `#iree_codegen.translation_info<...>`."""
     marker = "#iree_cpu.pipeline<"

@@ -16,9 +16,12 @@ from ._config import CompilationConfig
 class OpMatcher:
     """How a root op is recognised: op name, kind, element types, and exact dimensions.
 
-    `kind` is "contraction" or "convolution"; `dims` holds the sizes of the matcher's
-    results in order (contraction: batch, m, n, k; convolution: batch, output_image,
-    output_channel, filter, input_channel, depth), `strides`/`dilations` for convolutions.
+    `kind` is "contraction", "convolution" or "operands". For the first two, `dims` holds the
+    sizes of IREE's matcher's results in order (contraction: batch, m, n, k; convolution:
+    batch, output_image, output_channel, filter, input_channel, depth), `strides`/`dilations`
+    for convolutions. "operands" is for ops IREE has no shape matcher for on CPU (online
+    attention: `transform.iree.match.attention` does not match it in IREE 3.13): the op name
+    and the exact type of every shaped operand, `operand_types` as (position, type) pairs.
     """
 
     op_name: str
@@ -30,10 +33,12 @@ class OpMatcher:
     strides: tuple[int, ...] = ()
     dilations: tuple[int, ...] = ()
     indexing_maps: tuple[str, ...] = ()
+    operand_types: tuple[tuple[int, str], ...] = ()
 
     _RESULTS = {
         "contraction": ("batch", "m", "n", "k"),
         "convolution": ("batch", "out_img", "out_ch", "filter", "in_ch", "depth"),
+        "operands": (),
     }
 
     def __post_init__(self) -> None:
@@ -41,6 +46,8 @@ class OpMatcher:
             raise ValueError(f"no matcher for op kind {self.kind!r}")
         if len(self.dims) != len(self._RESULTS[self.kind]):
             raise ValueError(f"{self.kind} matcher needs {len(self._RESULTS[self.kind])} dim lists")
+        if self.kind == "operands" and not self.operand_types:
+            raise ValueError("an operands matcher needs the operand types")
 
     def render(self, name: str, config: CompilationConfig) -> str:
         results = self._RESULTS[self.kind]
@@ -51,7 +58,15 @@ class OpMatcher:
             " -> (!transform.any_op, !transform.any_param) {",
             f'    transform.match.operation_name %op ["{self.op_name}"] : !transform.any_op',
         ]
-        if self.kind == "contraction":
+        if self.kind == "operands":
+            for position, type_text in self.operand_types:
+                lines += [
+                    f"    %operand{position} = transform.get_operand %op[{position}]"
+                    " : (!transform.any_op) -> !transform.any_value",
+                    f"    transform.iree.match.cast_compatible_type %operand{position} = {type_text}"
+                    " : !transform.any_value",
+                ]
+        elif self.kind == "contraction":
             outs = ", ".join(f"%{r}" for r in results)
             lines.append(
                 f"    {outs} = transform.iree.match.contraction %op, {types}{maps}"
@@ -63,7 +78,7 @@ class OpMatcher:
                 f"    {outs} = transform.iree.match.convolution %op, {types}{maps}"
                 " : !transform.any_op -> !transform.param<i64>"
             )
-        named = list(zip(results, self.dims))
+        named = list(zip(results, self.dims)) if self.kind != "operands" else []
         if self.kind == "convolution":
             named += [("strides", self.strides), ("dilations", self.dilations)]
         for result, sizes in named:
