@@ -178,10 +178,12 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
     """Stage export, part 1: every tuned build and the fastest flags alone, confirmed end to end."""
     rounds = ctx.job.budget.confirm_rounds
     contenders = []
+    all_winners = []
     for run, evaluator in runs:
         # Another worker (shared storage) may still be finishing trials of these studies.
         run.search.outcomes = [settle(o, ctx.storage, evaluator.model.stale_after_s) for o in run.search.outcomes]
         winners = select_winners(run.search.outcomes, evaluator.usable)
+        all_winners += winners
         run.confirmation = confirm(
             evaluator.model,
             ctx.target_flags,
@@ -194,12 +196,34 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         contenders.append(Contender(run.name, run.flags, run.confirmation, True))
     if level.fastest not in {run.name for run, _ in runs} and level.builds.get(level.fastest):
         # The tuning builds' flags were chosen for what tuning can do under them: weigh them
-        # (with their specs) against the fastest flags alone in the same way.
+        # (with their specs) against the fastest flags alone in the same way. Winners whose op
+        # is in the fastest build too (attention under data tiling) go with it: a dispatch
+        # the flags leave alone keeps its tuned config.
+        carried = _carried_winners(all_winners, level.analyses[level.fastest])
         alone = confirm(
-            ctx.under(level.builds[level.fastest]), ctx.target_flags, [], ctx.reference, ctx.cache, rounds=rounds
+            ctx.under(level.builds[level.fastest]),
+            ctx.target_flags,
+            carried,
+            ctx.reference,
+            ctx.cache,
+            rounds=rounds,
         )
-        contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, False))
+        contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, bool(alone.kept)))
     return contenders
+
+
+def _carried_winners(winners, analysis: Analysis):
+    """`winners` re-targeted at the same root ops in another build (its own dispatch names),
+    best first; winners whose op that build does not have are left out."""
+    targets, _ = find_targets(analysis.dispatches, analysis.timings, time_share=float("inf"), max_targets=10**6)
+    by_signature = {t.root.signature: t for t in targets}
+    carried, seen = [], set()
+    for target, config in winners:
+        own = by_signature.get(target.root.signature)
+        if own is not None and own.root.signature not in seen:
+            seen.add(own.root.signature)
+            carried.append((own, config))
+    return carried
 
 
 def run_job(
@@ -275,7 +299,14 @@ def run_job(
         shipped=decision.shipped.name,
         flag_candidates=level.flag_rows,
         tuning_plan=dataclasses.asdict(level.plan) if level.plan else None,
-        dispatches=dispatch_rows(build_runs, decision.shipped.name, decision.note),
+        dispatches=dispatch_rows(
+            build_runs,
+            decision.shipped.name,
+            decision.note,
+            carried={}
+            if decision.shipped.name in {r.name for r in build_runs}
+            else decision.shipped.confirmation.configs,
+        ),
         untuned_dispatches=untuned_rows(build_runs, decision.shipped.name),
         end_to_end=decision.shipped.confirmation.to_json() | {"spec_text": None},
         export=decision.to_json(),

@@ -12,7 +12,7 @@ import hashlib
 import pathlib
 
 from iree.compiler import ir
-from iree.compiler.dialects import iree_codegen
+from iree.compiler.dialects import iree_codegen, linalg
 
 from ..families import FAMILIES, Loop, get_family
 from ..families._base import operand_types
@@ -119,12 +119,19 @@ def _classify(op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> 
     return "other", ["d"] * len(bounds), None
 
 
+def _indexing_maps(op: ir.Operation) -> list[ir.AffineMap]:
+    """The op's indexing maps: its attribute, or what a named linalg op (mmt4d) implies."""
+    if "indexing_maps" in op.attributes:
+        return [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    try:
+        maps = linalg.get_indexing_maps(op)
+    except (TypeError, ValueError, RuntimeError):
+        return []
+    return [ir.AffineMapAttr(a).value for a in maps] if maps else []
+
+
 def _root_from_op(op: ir.Operation, native_vector_bytes: int) -> RootOp:
-    maps = (
-        [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
-        if "indexing_maps" in op.attributes
-        else []
-    )
+    maps = _indexing_maps(op)
     bounds = _loop_bounds(op, maps) if maps else []
     iterators = []
     if "iterator_types" in op.attributes:

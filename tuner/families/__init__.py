@@ -1,7 +1,8 @@
 """Op families: one class per kind of tunable root op, in one list.
 
 `FAMILIES` is tried in order; the first family that recognises a root op owns it. Convolutions
-come before contractions: linalg's contraction inference also accepts some convolutions.
+come before contractions: linalg's contraction inference also accepts some convolutions; so
+does it mmt4d, which has a family of its own.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from ._attention import AttentionFamily
 from ._base import Loop, OpFamily, Recognised
 from ._convolution import Conv2dFamily, DepthwiseFamily
 from ._matmul import MatmulFamily
+from ._mmt4d import Mmt4dFamily
 
-FAMILIES: tuple[OpFamily, ...] = (AttentionFamily(), Conv2dFamily(), DepthwiseFamily(), MatmulFamily())
+FAMILIES: tuple[OpFamily, ...] = (
+    AttentionFamily(),
+    Conv2dFamily(),
+    DepthwiseFamily(),
+    Mmt4dFamily(),
+    MatmulFamily(),
+)
 
 _BY_NAME = {f.name: f for f in FAMILIES}
 

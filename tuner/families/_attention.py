@@ -19,8 +19,7 @@ from typing import ClassVar
 
 from iree.compiler import ir
 
-from ..spec import OpMatcher
-from ._base import Loop, OpFamily, Recognised, element_type, map_texts
+from ._base import Loop, OpFamily, Recognised, operands_matcher
 
 OP_NAME = "iree_linalg_ext.online_attention"
 
@@ -70,21 +69,8 @@ class AttentionFamily(OpFamily):
         roles = attention_roles(maps)
         if roles is None:
             return None
-        operands = list(op.operands)
-        shaped = tuple((i, str(v.type)) for i, v in enumerate(operands) if isinstance(v.type, ir.ShapedType))
-        types = [element_type(v) for v in operands]
-        out_index = len(operands) - 3
-        matcher = OpMatcher(
-            op_name=OP_NAME,
-            kind="operands",
-            lhs_type=types[0],
-            rhs_type=types[1],
-            output_type=types[out_index],
-            dims=(),
-            indexing_maps=map_texts(maps),
-            operand_types=shaped,
-        )
-        return Recognised(tuple(roles), matcher)
+        # outs are (output, running max, running sum)
+        return Recognised(tuple(roles), operands_matcher(op, maps, len(list(op.operands)) - 3))
 
     def check_config(self, config, loops: tuple[Loop, ...], vector_limit: int) -> list[str]:
         tiles = config.tile_map

@@ -99,6 +99,22 @@ def map_texts(maps: list[ir.AffineMap]) -> tuple[str, ...]:
     return tuple(str(ir.AffineMapAttr.get(m)) for m in maps)
 
 
+def operands_matcher(op: ir.Operation, maps: list[ir.AffineMap], output_index: int) -> OpMatcher:
+    """A matcher by op name and the exact type of every shaped operand (for ops IREE has no
+    shape matcher for on CPU); `output_index` names the operand whose element type is the output's."""
+    operands = list(op.operands)
+    return OpMatcher(
+        op_name=op.name,
+        kind="operands",
+        lhs_type=element_type(operands[0]),
+        rhs_type=element_type(operands[1]),
+        output_type=element_type(operands[output_index]),
+        dims=(),
+        indexing_maps=map_texts(maps),
+        operand_types=tuple((i, str(v.type)) for i, v in enumerate(operands) if isinstance(v.type, ir.ShapedType)),
+    )
+
+
 def recognised_by_groups(
     op: ir.Operation,
     maps: list[ir.AffineMap],

@@ -183,7 +183,12 @@ def compile_model(
         _COMPILES += 1
     args = [tool("iree-compile"), str(source), *flags, "-o", str(output)]
     if spec is not None:
-        args.append(f"--iree-codegen-tuning-spec-path={spec}")
+        # IREE 3.13 deadlocks now and then (0% CPU, forever) when a tuning spec meets the
+        # const-eval JIT's thread pool: a worker waits in getOrLoadTransformLibraryModule
+        # (MaterializeTuningSpecsPass) while JitGlobalsPass waits for the pool; about one
+        # compile in 15 of the GPT-2 block. Single-threaded MLIR passes avoid the race and
+        # write the same module, byte for byte, for a slightly longer compile.
+        args += [f"--iree-codegen-tuning-spec-path={spec}", "--mlir-disable-threading"]
     if configs_dir is not None:
         shutil.rmtree(configs_dir, ignore_errors=True)
         args += ["--iree-codegen-add-tuner-attributes", f"--iree-hal-dump-executable-configurations-to={configs_dir}"]

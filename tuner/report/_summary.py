@@ -76,8 +76,11 @@ def _status(target, run: BuildRun, outcome, shipped: bool, note: str) -> str:
     return "default kept (nothing faster found)"
 
 
-def dispatch_rows(runs: list[BuildRun], shipped: str, note: str) -> list[dict]:
+def dispatch_rows(runs: list[BuildRun], shipped: str, note: str, carried: dict[str, dict] | None = None) -> list[dict]:
+    """A row per tuning target of every run. `carried`: configs (by label) that shipped in a
+    build that was not tuned itself, the fastest flags with the tuning builds' winners."""
     out = []
+    carried = dict(carried or {})
     for run in runs:
         by_key = {o.target.key: o for o in run.search.outcomes}
         for target in run.targets:
@@ -85,6 +88,8 @@ def dispatch_rows(runs: list[BuildRun], shipped: str, note: str) -> list[dict]:
             status = _status(target, run, o, run.name == shipped, note)
             in_model = run.confirmation.per_target_ns.get(target.label) if run.confirmation else None
             winning = run.confirmation.configs.get(target.label) if status == "tuned" else None
+            if target.label in carried:
+                status, winning = "tuned", carried.pop(target.label)
             out.append(
                 {
                     "build": run.name,

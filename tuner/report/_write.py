@@ -31,7 +31,9 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         f"- model: `{summary['model_mlir']}`, entry `{summary['entry']}`, inputs {' '.join(summary['inputs'])}",
         f"- tuned flags: `{' '.join(summary['tuned_flags']) or '(none beyond the target flags)'}`",
         f"- use: `iree-compile MODEL {' '.join(summary['default_flags'])} "
-        f"$(cat compile_flags.txt) --iree-codegen-tuning-spec-path=tuning_spec.mlir -o model.vmfb`",
+        f"$(cat compile_flags.txt) --iree-codegen-tuning-spec-path=tuning_spec.mlir --mlir-disable-threading"
+        " -o model.vmfb` (`--mlir-disable-threading` avoids an occasional deadlock of IREE 3.13 with tuning specs;"
+        " the module is the same without it)",
         "",
         "## Dispatches (best first)",
         "",

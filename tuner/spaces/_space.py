@@ -154,7 +154,7 @@ class KnobSpace:
         if spec == "pow2":
             vals = [2**i for i in range(int(math.log2(max(bound, 1))) + 1)] + [bound]
         else:
-            vals = [int(v) for v in spec]
+            vals = [bound if v == "full" else int(v) for v in spec]
         legal = sorted({v for v in vals if v == 0 or v <= bound})
         if not legal:  # every listed value exceeds this loop: the whole loop is the only tile
             legal = [bound]
