@@ -194,6 +194,13 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
+class MatMul(nn.Module):
+    """One matrix product of two inputs (no weights): a pure GEMM, packing included."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a @ b
+
+
 def _build(cls: type[nn.Module]) -> nn.Module:
     torch.manual_seed(0)
     return cls().eval()
@@ -217,6 +224,10 @@ def bert_layer() -> nn.Module:
 
 def mlp() -> nn.Module:
     return _build(MLP)
+
+
+def matmul() -> nn.Module:
+    return _build(MatMul)
 
 
 def gpt2_block() -> nn.Module:

@@ -242,3 +242,39 @@ def test_overhead_times_storage_and_cache(tmp_path):
     proc = bench("overhead.py", "--trials", "2", "--storage", f"sqlite:///{db}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert db.stat().st_size > 0
+
+
+def test_matmul_script_reports_gflops_beside_numpy(tmp_path):
+    config = tmp_path / "tmm.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+        name: tmm
+        output: {tmp_path / "reports"}
+        model:
+          format: torch
+          factory: {DATA / "tiny_models.py"}:tiny_matmul
+          inputs: [32x64xf32, 64x48xf32]
+        budget:
+          trials_per_dispatch: 2
+          confirm_rounds: 3
+        search:
+          tune_model_flags: false
+        """)
+    )
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = bench("matmul.py", "--config", config, "--rounds", "1")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "reports" / "tmm" / "matmul_vs_numpy.json").read_text())
+    assert data["shape"] == "32x64x48"
+    assert [r["runner"] for r in data["rows"]] == ["IREE default", "IREE exported", "numpy (OpenBLAS)"]
+    for row in data["rows"]:
+        assert row["gflops"] > 0 and row["max_rel_error"] < 1e-3, row
+    assert data["rows"][2]["vs_numpy"] == 1.0
+
+
+def test_matmul_script_refuses_a_model_that_is_not_one_gemm(tuned):
+    config, _ = tuned  # the tiny MLP: one input
+    proc = bench("matmul.py", "--config", config, "--rounds", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "matmul: the job's model must take two inputs (A and B)"

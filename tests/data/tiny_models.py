@@ -31,3 +31,12 @@ def broken() -> nn.Module:
 
 def not_a_module():
     return 3
+
+
+class TinyMatMul(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a @ b
+
+
+def tiny_matmul() -> nn.Module:
+    return TinyMatMul().eval()

@@ -55,7 +55,7 @@ def attention_roles(maps: list[ir.AffineMap]) -> list[str] | None:
 
 class AttentionFamily(OpFamily):
     name = "attention"
-    expected_gain = 1.3
+    expected_gain = 2.0
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"head", "keys"})
     prompt_notes = (
         "LinalgExtTileAndVectorize on online attention: distribution and vector tiles on m and n, "
