@@ -138,3 +138,37 @@ def test_spec_on_the_pre_rewrite_op_is_reported_not_applied(tmp_path):
     roles = [loop.role for loop in target.root.loops]
     result = _evaluator("attention.mlir", tmp_path).evaluate(stale_target, _config(roles, m=4, n=8, keys=8))
     assert result.status == "not_applied", (result.status, result.error)
+
+
+def test_attention_winner_is_carried_into_a_data_tiled_build(tmp_path):
+    """Data tiling leaves the attention dispatch as it was: its tuned config goes with the
+    data-tiled build (re-targeted at that build's dispatches and applied there), while the
+    matmul's config, whose op data tiling replaced by an mmt4d, stays behind."""
+    from tuner.dispatches import analyze_model, find_targets
+    from tuner.export import carry_winners
+
+    model = DATA / "attention_matmul.mlir"
+    inputs = iree.save_inputs(("2x4x32x16xf32",) * 3 + ("16x24xf32",), tmp_path / "in", 0)
+
+    def targets(flags: list[str], name: str):
+        analysis = analyze_model(ModelContext(model, "main", inputs, FLAGS + flags, tmp_path / name))
+        return find_targets(analysis.dispatches, analysis.timings, time_share=float("inf"), max_targets=99)[0]
+
+    tuned_under = {t.root.family: t for t in targets([], "default")}
+    data_tiled = targets(["--iree-global-opt-data-tiling"], "dt")
+    assert {t.root.family for t in data_tiled} == {"attention", "mmt4d"}
+    attention = tuned_under["attention"]
+    attention_config = _config([loop.role for loop in attention.root.loops], m=4, n=8, keys=8)
+    matmul_config = tuned_under["matmul"].root.default_config
+    carried = carry_winners([(tuned_under["matmul"], matmul_config), (attention, attention_config)], data_tiled)
+    ((target, config),) = carried
+    assert config == attention_config
+    assert target in data_tiled and target.root.signature == attention.root.signature
+
+    spec = tmp_path / "spec.mlir"
+    spec.write_text(render_spec([(t.root.matcher, c) for t, c in carried]))
+    flags = FLAGS + ["--iree-global-opt-data-tiling"]
+    built = iree.compile_model(model, tmp_path / "t.vmfb", flags, spec=spec, configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    applied = read_configured_executables(tmp_path / "cfg")
+    assert applied[target.dispatches[0]].root.default_config == attention_config

@@ -18,7 +18,7 @@ from . import iree
 from .config import JobConfig
 from .dispatches import Analysis, analyze_model, find_targets
 from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
-from .export import Contender, confirm, decide_export, select_winners, write_exports
+from .export import Contender, carry_winners, confirm, decide_export, select_winners, write_exports
 from .frontend import import_model
 from .proposers import HeuristicProposer, Proposer
 from .report import BuildRun, JobSummary, dispatch_rows, machine_fields, progress_display, untuned_rows, write_report
@@ -199,7 +199,11 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         # (with their specs) against the fastest flags alone in the same way. Winners whose op
         # is in the fastest build too (attention under data tiling) go with it: a dispatch
         # the flags leave alone keeps its tuned config.
-        carried = _carried_winners(all_winners, level.analyses[level.fastest])
+        fastest = level.analyses[level.fastest]
+        carried = carry_winners(
+            all_winners,
+            find_targets(fastest.dispatches, fastest.timings, time_share=float("inf"), max_targets=10**6)[0],
+        )
         alone = confirm(
             ctx.under(level.builds[level.fastest]),
             ctx.target_flags,
@@ -210,20 +214,6 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         )
         contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, bool(alone.kept)))
     return contenders
-
-
-def _carried_winners(winners, analysis: Analysis):
-    """`winners` re-targeted at the same root ops in another build (its own dispatch names),
-    best first; winners whose op that build does not have are left out."""
-    targets, _ = find_targets(analysis.dispatches, analysis.timings, time_share=float("inf"), max_targets=10**6)
-    by_signature = {t.root.signature: t for t in targets}
-    carried, seen = [], set()
-    for target, config in winners:
-        own = by_signature.get(target.root.signature)
-        if own is not None and own.root.signature not in seen:
-            seen.add(own.root.signature)
-            carried.append((own, config))
-    return carried
 
 
 def run_job(

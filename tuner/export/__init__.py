@@ -1,6 +1,15 @@
 """Export stage: winners merged into one spec + flags, confirmed end to end; the build that ships."""
 
 from ._confirm import Confirmation, confirm, write_exports
-from ._decide import Contender, ExportDecision, decide_export, select_winners
+from ._decide import Contender, ExportDecision, carry_winners, decide_export, select_winners
 
-__all__ = ["Confirmation", "Contender", "ExportDecision", "confirm", "decide_export", "select_winners", "write_exports"]
+__all__ = [
+    "Confirmation",
+    "Contender",
+    "ExportDecision",
+    "carry_winners",
+    "confirm",
+    "decide_export",
+    "select_winners",
+    "write_exports",
+]

@@ -41,6 +41,25 @@ def select_winners(
     return [(t, c) for _, t, c in picked]
 
 
+def carry_winners(
+    winners: list[tuple[TuningTarget, CompilationConfig]], targets: list[TuningTarget]
+) -> list[tuple[TuningTarget, CompilationConfig]]:
+    """`winners` re-targeted at the same root ops among another build's `targets` (its own
+    dispatch names), in the same order; a winner whose op that build lacks is left out.
+
+    Flags that leave an op alone (data tiling and attention) leave its dispatch, and so its
+    tuned config, as it was: the fastest flags need not give up what tuning found elsewhere.
+    """
+    by_signature = {t.root.signature: t for t in targets}
+    carried, seen = [], set()
+    for target, config in winners:
+        own = by_signature.get(target.root.signature)
+        if own is not None and own.root.signature not in seen:
+            seen.add(own.root.signature)
+            carried.append((own, config))
+    return carried
+
+
 @dataclasses.dataclass
 class Contender:
     """One end-to-end candidate: a tuned build (with its spec) or flags alone."""
