@@ -142,3 +142,38 @@ def test_multi_loop_contraction_gets_every_skeleton(tmp_path):
     for skeleton in skeletons:
         point = space.feasible_point(skeleton, root)
         assert point is not None and not space.check_config(skeleton.config(point, loops), root)
+
+
+def test_repair_shrinks_vector_tiles_until_the_point_is_legal(target):
+    """An infeasible draw is repaired to the nearest legal point below it (vector tiles only);
+    a legal draw is left as it is; a skeleton with no legal point below the draw gives None."""
+    space = load_space("matmul")
+    levels = {
+        "distribution": {"m": [32], "n": [32], "k": [0]},
+        "vector_common_parallel": {"m": [4, 16], "n": [16, 32], "k": [0]},
+        "vector_reduction": {"m": [0], "n": [0], "k": [16, 32, 64]},
+    }
+    skeleton = Skeleton.make("big", "DoubleTilingExpert", [False], levels, {"cache_parallel": "distribution"})
+    loops = loop_names(target.root)
+    limit = target.root.vector_limit_bytes // 4
+    draw = {"vector_common_parallel.m": 16, "vector_common_parallel.n": 32, "vector_reduction.k": 64}
+    assert 16 * 32 * 64 >= limit and space.check_config(skeleton.config(draw, loops), target.root)
+    repaired = space.repair(skeleton, draw, target.root)
+    assert repaired is not None
+    assert not space.check_config(skeleton.config(repaired, loops), target.root)
+    assert all(repaired[k] <= v for k, v in draw.items()) and repaired != draw
+    legal = {"vector_common_parallel.m": 4, "vector_common_parallel.n": 16, "vector_reduction.k": 16}
+    assert space.repair(skeleton, legal, target.root) == legal
+    # Vector tiles larger than the distribution tiles and no smaller choice: nothing to repair to.
+    fixed = Skeleton.make(
+        "fixed",
+        "DoubleTilingExpert",
+        [False],
+        {
+            **levels,
+            "distribution": {"m": [2], "n": [32], "k": [0]},
+            "vector_common_parallel": {"m": [4], "n": [16], "k": [0]},
+        },
+        {"cache_parallel": "distribution"},
+    )
+    assert space.repair(fixed, {"vector_reduction.k": 16}, target.root) is None

@@ -213,8 +213,12 @@ def tune_target(
                 skeleton = by_name[name]
                 values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
                 config = skeleton.config(values, loops)
-                trial.set_user_attr(attrs.CONFIG, config.canonical())
                 violations = space.check_config(config, target.root)
+                repaired = space.repair(skeleton, values, target.root) if violations else None
+                if repaired is not None:
+                    trial.set_user_attr(attrs.REPAIRED, "; ".join(violations))
+                    config, violations = skeleton.config(repaired, loops), []
+                trial.set_user_attr(attrs.CONFIG, config.canonical())
                 if violations:
                     trial.set_user_attr(attrs.STATUS, TrialStatus.CONSTRAINT.value)
                     trial.set_user_attr(attrs.ERROR, "; ".join(violations))

@@ -16,3 +16,4 @@ CONFIG = "config"  # CompilationConfig.canonical()
 WORKER = "worker"  # host:pid of the process that ran it
 ERROR = "error"  # the failure's message, truncated
 CACHED = "cached"  # the result came from the cache
+REPAIRED = "repaired"  # the sampled point broke these constraints; CONFIG is its repair

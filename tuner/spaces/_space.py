@@ -299,6 +299,36 @@ class KnobSpace:
             errors += [f"no point satisfies the constraints; centre point: {e}" for e in self.check_config(cfg, root)]
         return errors
 
+    def repair(self, skeleton: Skeleton, values: dict[str, int], root: RootOp) -> dict[str, int] | None:
+        """The nearest point of `skeleton` that satisfies the constraints, shrinking vector tiles
+        only (None if none does). A sampler spends most of its draws on infeasible points where
+        vector sizes multiply (attention: m x keys x head); evaluating the repaired point instead
+        turns every draw into a measurement, and the sampler still learns a true value for its
+        parameters (the repair is deterministic)."""
+        loops = loop_names(root)
+        point = dict(values)
+        choices = dict(skeleton.knobs())
+        vector_knobs = [name for name in choices if name.startswith("vector_")]
+        distribution = skeleton.config(point, loops).tile_map.get("distribution", ())
+        # A vector tile above its distribution tile: the largest choice that fits under it.
+        for name in vector_knobs:
+            level, loop = name.split(".", 1)
+            cap = distribution[loops.index(loop)] if level == "vector_common_parallel" and distribution else 0
+            if cap and point[name] > cap:
+                smaller = [c for c in choices[name] if c <= cap]
+                if smaller:
+                    point[name] = max(smaller)
+        # Then shrink the largest vector tile, one choice at a time, until the rest holds.
+        for _ in range(sum(len(c) for c in choices.values())):
+            if not self.check_config(skeleton.config(point, loops), root):
+                return point
+            shrinkable = [n for n in vector_knobs if any(c < point[n] for c in choices[n])]
+            if not shrinkable:
+                return None
+            largest = max(shrinkable, key=lambda n: point[n])
+            point[largest] = max(c for c in choices[largest] if c < point[largest])
+        return None
+
     def feasible_point(self, skeleton: Skeleton, root: RootOp, tries: int = 256) -> dict[str, int] | None:
         """A point of the skeleton that satisfies the constraints: the centre if it does.
 
