@@ -282,5 +282,6 @@ def test_tune_an_onnx_model_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "reports" / "tiny_onnx" / "summary.json").read_text())
     assert summary["model_format"] == "onnx" and summary["entry"] == "tiny_graph"
-    assert {d["op_kind"] for d in summary["dispatches"]} == {"matmul"}
+    # The matmuls, and the softmax's reductions (time_share 1.0 takes every tunable op).
+    assert {"matmul"} <= {d["op_kind"] for d in summary["dispatches"]} <= {"matmul", "reduction"}
     assert all(sum(d["trial_statuses"].values()) >= 2 for d in summary["dispatches"])

@@ -2,7 +2,8 @@
 
 `FAMILIES` is tried in order; the first family that recognises a root op owns it. Convolutions
 come before contractions: linalg's contraction inference also accepts some convolutions; so
-does it mmt4d, which has a family of its own.
+does it mmt4d, which has a family of its own. Reductions come last: any generic op with a
+reduction loop that no family before took.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ._base import Loop, OpFamily, Recognised
 from ._convolution import Conv2dFamily, DepthwiseFamily
 from ._matmul import MatmulFamily
 from ._mmt4d import Mmt4dFamily
+from ._reduction import ReductionFamily
 
 FAMILIES: tuple[OpFamily, ...] = (
     AttentionFamily(),
@@ -19,6 +21,7 @@ FAMILIES: tuple[OpFamily, ...] = (
     DepthwiseFamily(),
     Mmt4dFamily(),
     MatmulFamily(),
+    ReductionFamily(),
 )
 
 _BY_NAME = {f.name: f for f in FAMILIES}

@@ -112,6 +112,7 @@ def operands_matcher(op: ir.Operation, maps: list[ir.AffineMap], output_index: i
         dims=(),
         indexing_maps=map_texts(maps),
         operand_types=tuple((i, str(v.type)) for i, v in enumerate(operands) if isinstance(v.type, ir.ShapedType)),
+        operand_count=len(operands),
     )
 
 

@@ -21,7 +21,9 @@ class OpMatcher:
     batch, output_image, output_channel, filter, input_channel, depth), `strides`/`dilations`
     for convolutions. "operands" is for ops IREE has no shape matcher for on CPU (online
     attention: `transform.iree.match.attention` does not match it in IREE 3.13): the op name
-    and the exact type of every shaped operand, `operand_types` as (position, type) pairs.
+    and the exact type of every shaped operand, `operand_types` as (position, type) pairs,
+    and the number of operands (`operand_count`): without it an elementwise consumer whose
+    first operands have the same types as a reduction's would match the reduction's config.
     """
 
     op_name: str
@@ -34,6 +36,7 @@ class OpMatcher:
     dilations: tuple[int, ...] = ()
     indexing_maps: tuple[str, ...] = ()
     operand_types: tuple[tuple[int, str], ...] = ()
+    operand_count: int = 0
 
     _RESULTS = {
         "contraction": ("batch", "m", "n", "k"),
@@ -46,8 +49,8 @@ class OpMatcher:
             raise ValueError(f"no matcher for op kind {self.kind!r}")
         if len(self.dims) != len(self._RESULTS[self.kind]):
             raise ValueError(f"{self.kind} matcher needs {len(self._RESULTS[self.kind])} dim lists")
-        if self.kind == "operands" and not self.operand_types:
-            raise ValueError("an operands matcher needs the operand types")
+        if self.kind == "operands" and not (self.operand_types and self.operand_count):
+            raise ValueError("an operands matcher needs the operand types and count")
 
     def render(self, name: str, config: CompilationConfig) -> str:
         results = self._RESULTS[self.kind]
@@ -59,6 +62,12 @@ class OpMatcher:
             f'    transform.match.operation_name %op ["{self.op_name}"] : !transform.any_op',
         ]
         if self.kind == "operands":
+            lines += [
+                "    %all = transform.get_operand %op[all] : (!transform.any_op) -> !transform.any_value",
+                "    %count = transform.num_associations %all : (!transform.any_value) -> !transform.param<i64>",
+                f"    %operands = transform.param.constant {self.operand_count} : i64 -> !transform.param<i64>",
+                "    transform.match.param.cmpi eq %count, %operands : !transform.param<i64>",
+            ]
             for position, type_text in self.operand_types:
                 lines += [
                     f"    %operand{position} = transform.get_operand %op[{position}]"
