@@ -206,3 +206,28 @@ def test_a_tied_build_with_nothing_new_to_tune_is_passed_over():
         "data-tiling",
     )
     assert plan.builds == ("default", "channels-last")
+
+
+def test_one_dominant_op_does_not_push_the_rest_below_the_cut():
+    """Attention at 86% of a ViT block left every matmul below a 90% cut taken on the default
+    times; cut on the times expected after tuning, the matmuls are tuned too."""
+    from tuner.dispatches import Dispatch, Loop, RootOp
+    from tuner.spec import OpMatcher
+
+    def dispatch(name: str, family: str, bound: int) -> Dispatch:
+        matcher = OpMatcher("op", "operands", "f32", "f32", "f32", (), operand_types=((0, "t"),), operand_count=1)
+        root = RootOp("op", family, (Loop("m", bound, True),), ("f32",) * 3, matcher, None, f"{family}{bound}")
+        return Dispatch(name, root, name)
+
+    shares = {"attention": ("attention", 86.0), "mm_a": ("mmt4d", 4.0), "mm_b": ("mmt4d", 4.0), "mm_c": ("mmt4d", 3.0)}
+    shares["copy"] = ("other", 3.0)
+    dispatches = {n: dispatch(n, family, i + 1) for i, (n, (family, _)) in enumerate(shares.items())}
+    dispatches["copy"] = Dispatch("copy", None, "copy")  # no tunable root op
+    timings = {n: iree.DispatchTiming(n, 1, ns * 1e3, ns * 1e3) for n, (_, ns) in shares.items()}
+    targets, rows = find_targets(dispatches, timings, time_share=0.9, max_targets=8)
+    assert [t.dispatches[0] for t in targets] == ["attention", "mm_a", "mm_b", "mm_c"]
+    assert not any(r.reason == "below the time-share cut" for r in rows)
+    # The cut still cuts: at 50% of the expected time, the attention alone covers it.
+    targets, rows = find_targets(dispatches, timings, time_share=0.5, max_targets=8)
+    assert [t.dispatches[0] for t in targets] == ["attention"]
+    assert sum(r.reason == "below the time-share cut" for r in rows) == 3
