@@ -92,6 +92,26 @@ def _iree_worker_threads(settle_s: float = 1.0) -> int | None:
     return seen
 
 
+class BuildFailed(Exception):
+    """One of the two IREE builds of a benchmark failed; the message says which and why."""
+
+
+def build_default_and_tuned(job, work: pathlib.Path):
+    """The job's model imported and compiled twice into `work`: IREE's default and the exported
+    spec + flags. Returns (imported model, default flags, tuned flags, {"default"|"tuned": vmfb})."""
+    imported = import_model(job.model, job.report_dir / "work" / "imports")
+    default_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
+    tuned_flags = default_flags + (job.report_dir / "compile_flags.txt").read_text().split()
+    vmfbs = {}
+    spec = job.report_dir / "tuning_spec.mlir"
+    for name, flags, tuning in (("default", default_flags, None), ("tuned", tuned_flags, spec)):
+        built = iree.compile_model(imported.path, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
+        if not built.ok:
+            raise BuildFailed(f"the {name} IREE build failed: {built.error.splitlines()[-1]}")
+        vmfbs[name] = built.vmfb
+    return imported, default_flags, tuned_flags, vmfbs
+
+
 def _iree_runner(name: str, vmfb: pathlib.Path, entry: str) -> Runner:
     import iree.runtime as rt
 
@@ -211,16 +231,11 @@ def main() -> int:
     _pin_iree_workers(args.threads)  # before the first IREE device of this process
     work = report / "work" / "compare"
     work.mkdir(parents=True, exist_ok=True)
-    imported = import_model(job.model, report / "work" / "imports")
-    default_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
-    tuned_flags = default_flags + (report / "compile_flags.txt").read_text().split()
-    vmfbs = {}
-    for name, flags, tuning in (("default", default_flags, None), ("tuned", tuned_flags, spec)):
-        built = iree.compile_model(imported.path, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
-        if not built.ok:
-            print(f"compare: the {name} IREE build failed: {built.error.splitlines()[-1]}", file=sys.stderr)
-            return 1
-        vmfbs[name] = built.vmfb
+    try:
+        imported, _default_flags, _tuned_flags, vmfbs = build_default_and_tuned(job, work)
+    except BuildFailed as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 1
     input_files = iree.save_inputs(job.model.inputs, report / "work" / "inputs", job.search.seed)
     inputs = [np.load(p) for p in input_files]
 

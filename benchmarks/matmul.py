@@ -38,12 +38,18 @@ def main() -> int:
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     import numpy as np
-    from compare import Runner, _iree_runner, _iree_worker_threads, _pin_iree_workers
+    from compare import (
+        BuildFailed,
+        Runner,
+        _iree_runner,
+        _iree_worker_threads,
+        _pin_iree_workers,
+        build_default_and_tuned,
+    )
 
     from tuner import iree
     from tuner.config import ConfigError, load_config
     from tuner.evaluation import outputs_match
-    from tuner.frontend import import_model
 
     try:
         job = load_config(args.config, output_override=args.output)
@@ -61,16 +67,11 @@ def main() -> int:
     _pin_iree_workers(args.threads)
     work = report / "work" / "matmul_bench"
     work.mkdir(parents=True, exist_ok=True)
-    imported = import_model(job.model, report / "work" / "imports")
-    default_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
-    tuned_flags = default_flags + (report / "compile_flags.txt").read_text().split()
-    vmfbs = {}
-    for name, flags, tuning in (("default", default_flags, None), ("tuned", tuned_flags, spec)):
-        built = iree.compile_model(imported.path, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
-        if not built.ok:
-            print(f"matmul: the {name} IREE build failed: {built.error.splitlines()[-1]}", file=sys.stderr)
-            return 1
-        vmfbs[name] = built.vmfb
+    try:
+        imported, default_flags, tuned_flags, vmfbs = build_default_and_tuned(job, work)
+    except BuildFailed as exc:
+        print(f"matmul: {exc}", file=sys.stderr)
+        return 1
     inputs = [np.load(p) for p in iree.save_inputs(job.model.inputs, report / "work" / "inputs", job.search.seed)]
     a, b = inputs
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
