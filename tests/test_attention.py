@@ -106,7 +106,7 @@ def test_score_step_over_the_vector_limit_is_rejected_and_does_fail(tmp_path):
     target = target_of(DATA / "attention.mlir", tmp_path, "attention")
     root = target.root
     roles = [loop.role for loop in root.loops]
-    limit = root.vector_limit_bytes // 4
+    limit = root.vector_limit
     head = next(loop.bound for loop in root.loops if loop.role == "head")
     # m x keys x head reaches the limit while m x n x keys (the other contraction) stays under it.
     keys = 48

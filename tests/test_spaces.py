@@ -155,7 +155,7 @@ def test_repair_shrinks_vector_tiles_until_the_point_is_legal(target):
     }
     skeleton = Skeleton.make("big", "DoubleTilingExpert", [False], levels, {"cache_parallel": "distribution"})
     loops = loop_names(target.root)
-    limit = target.root.vector_limit_bytes // 4
+    limit = target.root.vector_limit
     draw = {"vector_common_parallel.m": 16, "vector_common_parallel.n": 32, "vector_reduction.k": 64}
     assert 16 * 32 * 64 >= limit and space.check_config(skeleton.config(draw, loops), target.root)
     repaired = space.repair(skeleton, draw, target.root)

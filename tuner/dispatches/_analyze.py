@@ -15,7 +15,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import iree_codegen, linalg
 
 from ..families import FAMILIES, Loop, get_family
-from ..families._base import operand_types
+from ..families._base import element_bytes, operand_types
 from ..spec import (
     MAX_NATIVE_VECTORS,
     CompilationConfig,
@@ -44,6 +44,11 @@ class RootOp:
     @property
     def vector_limit_bytes(self) -> int:
         return self.native_vector_bytes * MAX_NATIVE_VECTORS
+
+    @property
+    def vector_limit(self) -> int:
+        """Elements (of the op's output type) at which IREE rejects a vector on this target."""
+        return self.vector_limit_bytes // element_bytes(self.element_types[2])
 
     @property
     def signature(self) -> str:

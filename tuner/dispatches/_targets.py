@@ -5,14 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from ..families import get_family
+from ..families import expected_gain
 from ..iree import DispatchTiming, per_call_ns
 from ._analyze import Dispatch, RootOp
-
-
-def _expected_gain(family: str) -> float:
-    owner = get_family(family)
-    return owner.expected_gain if owner else 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +94,7 @@ def find_targets(
         for key, names in groups.items()
     ]
     targets.sort(key=lambda t: -t.default_ns)
-    expected = {t.key: t.default_ns / _expected_gain(t.root.family) for t in targets}
+    expected = {t.key: t.default_ns / expected_gain(t.root.family) for t in targets}
     expected_total = total - sum(t.default_ns for t in targets) + sum(expected.values())
     chosen: list[TuningTarget] = []
     covered = 0.0

@@ -32,8 +32,14 @@ def get_family(name: str) -> OpFamily | None:
     return _BY_NAME.get(name)
 
 
+def expected_gain(name: str) -> float:
+    """The planning prior of family `name`; 1.0 (no gain) for ops no family tunes."""
+    family = _BY_NAME.get(name)
+    return family.expected_gain if family else 1.0
+
+
 def family_names() -> tuple[str, ...]:
     return tuple(_BY_NAME)
 
 
-__all__ = ["FAMILIES", "Loop", "OpFamily", "Recognised", "family_names", "get_family"]
+__all__ = ["FAMILIES", "Loop", "OpFamily", "Recognised", "expected_gain", "family_names", "get_family"]

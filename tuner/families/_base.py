@@ -73,6 +73,12 @@ def element_type(value: ir.Value) -> str:
     return str(t.element_type) if isinstance(t, ir.ShapedType) else str(t)
 
 
+def element_bytes(element_type: str) -> int:
+    """Bytes of an MLIR element type (f32, bf16, i8, ...); 8 for index and unknown types, as IREE assumes."""
+    digits = "".join(c for c in element_type if c.isdigit())
+    return max(int(digits) // 8, 1) if digits and element_type[:1] in "fi" else 8
+
+
 def operand_types(op: ir.Operation) -> tuple[str, str, str]:
     """(lhs, rhs, output) element types of a linalg op with two inputs and one init."""
     types = tuple(element_type(v) for v in list(op.operands)[:3])

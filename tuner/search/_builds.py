@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..families import get_family
+from ..families import expected_gain
 
 # Expectations closer than this (relative) are a tie whatever the spread says: the family
 # gains are priors, not measurements.
@@ -40,8 +40,7 @@ class BuildCandidate:
         """Time after tuning if every tunable family gains its prior."""
         left = 1.0 - self.tunable_share
         for family, share in self.tunable.items():
-            owner = get_family(family)
-            left += share / (owner.expected_gain if owner else 1.0)
+            left += share / expected_gain(family)
         return self.median_ms * left
 
 

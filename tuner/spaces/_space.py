@@ -37,12 +37,6 @@ def loop_bounds(root: RootOp) -> dict[str, int]:
     return dict(zip(loop_names(root), (l.bound for l in root.loops)))
 
 
-def element_bytes(element_type: str) -> int:
-    """Bytes of an MLIR element type (f32, bf16, i8, ...); 8 for index and unknown types, as IREE assumes."""
-    digits = "".join(c for c in element_type if c.isdigit())
-    return max(int(digits) // 8, 1) if digits and element_type[:1] in "fi" else 8
-
-
 def _role(name: str) -> str:
     return name.rstrip("0123456789") or name
 
@@ -240,7 +234,7 @@ class KnobSpace:
                 if size:
                     vector[i] = max(vector[i], size)
         elements = math.prod(vector)
-        limit = root.vector_limit_bytes // element_bytes(root.element_types[2])
+        limit = root.vector_limit
         if elements >= limit:
             errors.append(
                 f"vector tile has {elements} elements; IREE rejects {limit} or more on this CPU "

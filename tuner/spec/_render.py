@@ -87,7 +87,7 @@ class OpMatcher:
                 f"    {outs} = transform.iree.match.convolution %op, {types}{maps}"
                 " : !transform.any_op -> !transform.param<i64>"
             )
-        named = list(zip(results, self.dims)) if self.kind != "operands" else []
+        named = list(zip(results, self.dims))
         if self.kind == "convolution":
             named += [("strides", self.strides), ("dilations", self.dilations)]
         for result, sizes in named:

@@ -13,7 +13,7 @@ import json
 from ...dispatches import TuningTarget
 from ...families import get_family
 from ...knowledge import Note, PastResult
-from ...spaces import KnobSpace, element_bytes, loop_names
+from ...spaces import KnobSpace, loop_names
 
 MAX_SKELETONS = 3
 MAX_CHOICES = 4
@@ -127,8 +127,7 @@ def build_messages(
         f"Pipelines allowed: {', '.join(space.pipelines)}. loop_peeling choices: {list(space.loop_peeling)}.",
         f"Tunable values per level and loop: {json.dumps(legal, separators=(',', ':'))}",
         f"Fixed values (set for you, leave out): {json.dumps(fixed, separators=(',', ':'))}",
-        f"Constraint: product of vector tiles < {root.vector_limit_bytes // element_bytes(root.element_types[2])};"
-        " vector tile <= distribution tile.",
+        f"Constraint: product of vector tiles < {root.vector_limit}; vector tile <= distribution tile.",
     ]
     if notes:
         lines.append("Notes: " + " ".join(f"- {n.text}" for n in notes))
