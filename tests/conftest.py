@@ -11,6 +11,7 @@ import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
 REPO = pathlib.Path(__file__).resolve().parents[1]
+FAKES = DATA.parent / "fakes"
 
 
 def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -218,3 +219,23 @@ def check_exported_spec(report_dir: pathlib.Path) -> str:
     flags = (report_dir / "compile_flags.txt").read_text().split()
     assert flags == summary["tuned_flags"]
     return spec
+
+
+@pytest.fixture
+def fake_tool(monkeypatch):
+    """Put a fault-injecting wrapper in place of one IREE tool, in this process."""
+
+    def use(tool_name: str, fake: str) -> None:
+        from tuner import iree
+
+        real = iree.tool(tool_name)
+        monkeypatch.setenv(f"SCHEDTUNE_{tool_name.upper().replace('-', '_')}", str(FAKES / fake))
+        monkeypatch.setenv("REAL_TOOL", real)
+        iree.tool.cache_clear()
+        iree.compiler_version.cache_clear()
+
+    yield use
+    from tuner import iree
+
+    iree.tool.cache_clear()
+    iree.compiler_version.cache_clear()

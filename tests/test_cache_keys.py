@@ -22,28 +22,11 @@ from tuner.export import confirm, select_winners
 from tuner.search import TargetOutcome
 from tuner.spec import CompilationConfig
 
-from .conftest import DATA, matmul_config, run_tune, target_of
+from .conftest import DATA, FAKES, matmul_config, run_tune, target_of
 
-FAKES = DATA.parent / "fakes"
 FLAGS = iree.target_flags("host")
 MM_INPUTS = ("64x128xf32", "128x96xf32")
 MM_CONFIG = matmul_config()
-
-
-@pytest.fixture
-def fake_tool(monkeypatch):
-    """Put a fault-injecting wrapper in place of one IREE tool, in this process."""
-
-    def use(tool_name: str, fake: str) -> None:
-        real = iree.tool(tool_name)
-        monkeypatch.setenv(f"SCHEDTUNE_{tool_name.upper().replace('-', '_')}", str(FAKES / fake))
-        monkeypatch.setenv("REAL_TOOL", real)
-        iree.tool.cache_clear()
-        iree.compiler_version.cache_clear()
-
-    yield use
-    iree.tool.cache_clear()
-    iree.compiler_version.cache_clear()
 
 
 def _model(path, tmp_path, inputs=MM_INPUTS, **kwargs) -> ModelContext:

@@ -80,6 +80,7 @@ def _prepare(job: JobConfig, max_minutes: float | None, start: float) -> _Contex
         compile_timeout_s=job.budget.compile_timeout_s,
         run_timeout_s=job.budget.run_timeout_s,
         check_inputs=tuple(check_inputs),
+        trial_build=job.search.trial_build,
     )
     deadline = start + 60 * limit if limit is not None else None
     ctx = _Context(job, imported, target_flags, base, cache, storage, [], deadline, [])

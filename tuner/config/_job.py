@@ -55,6 +55,9 @@ class SearchSpec:
     sampler: str = "tpe"
     seed: int = 0
     tune_model_flags: bool = True
+    # "executable": a trial recompiles only its target's executables and links them into the
+    # model's default build; "model": every trial compiles the whole model.
+    trial_build: str = "executable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +101,7 @@ _CHOICES = {
     "model.format": ("mlir", "torch", "onnx"),
     "model.input_type": ("auto", "none", "linalg", "torch", "stablehlo", "tosa", "onnx"),
     "search.sampler": ("tpe", "random"),
+    "search.trial_build": ("executable", "model"),
     "proposer.kind": ("heuristic", "llm"),
     "proposer.provider": (None, "local", "openai"),
 }

@@ -71,6 +71,7 @@ class Evaluator:
         self.compiles = 0
         self.compile_workers = compile_workers or os.cpu_count() or 1
         self.worker = worker_id()
+        model.prepare_trial_builds()  # may fall back to whole-model builds, which keys differently
         self._measurement = model.measurement()
 
     def reference_outputs(self) -> list[list[np.ndarray]]:
@@ -163,7 +164,7 @@ class Evaluator:
     def _compile(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path):
         assert target.root.matcher is not None
         shutil.rmtree(work, ignore_errors=True)
-        compiled = self.model.compile(work, spec_text=render_spec([(target.root.matcher, config)]), dump_configs=True)
+        compiled = self.model.compile_trial(work, target.dispatches, render_spec([(target.root.matcher, config)]))
         if not compiled.ok:
             return TrialResult(
                 TrialStatus.of_compile(compiled.status).value, error=compiled.error, compile_s=compiled.seconds

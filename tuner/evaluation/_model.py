@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import pathlib
+import shutil
+import threading
 from typing import Any
 
 import numpy as np
@@ -19,8 +21,10 @@ import numpy as np
 from .. import iree
 from ._numerics import all_sets_match
 from ._status import TrialStatus
+from ._substitute import SubstitutedBuilds
 
 log = logging.getLogger("schedtune")
+_PREPARE_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass
@@ -47,6 +51,8 @@ class ModelContext:
     run_timeout_s: float = 60.0
     profile_iterations: int = 20
     check_inputs: tuple[list[pathlib.Path], ...] = ()
+    trial_build: str = "executable"  # or "model": see SearchSpec.trial_build
+    _substituted: SubstitutedBuilds | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def input_sets(self) -> list[list[pathlib.Path]]:
@@ -74,7 +80,11 @@ class ModelContext:
         for paths in self.input_sets:
             for path in paths:
                 digest.update(path.read_bytes())
-        return {"inputs": digest.hexdigest()[:16], "profile_iterations": self.profile_iterations}
+        return {
+            "inputs": digest.hexdigest()[:16],
+            "profile_iterations": self.profile_iterations,
+            "trial_build": self.trial_build,
+        }
 
     def build_key(self) -> str:
         """Everything a build of the whole model depends on: model content, entry, inputs,
@@ -116,6 +126,49 @@ class ModelContext:
                 break
             log.warning("iree-compile %s on %s; trying once more", built.status, work / name)
         return built
+
+    def compile_trial(
+        self, work: pathlib.Path, functions: tuple[str, ...], spec_text: str, name: str = "model"
+    ) -> iree.CompileResult:
+        """Build the model with `spec_text` applied to the dispatch functions `functions` and
+        their configs dumped (`configs_dir`). With `trial_build == "executable"` only their
+        executables are compiled and the rest is the default build's; a model whose halves
+        cannot be prepared falls back to whole-model builds. Retried once like `compile`."""
+        substituted = self.prepare_trial_builds()
+        if substituted is None or not substituted.knows(functions):
+            return self.compile(work, spec_text=spec_text, dump_configs=True, name=name)
+        work.mkdir(parents=True, exist_ok=True)
+        spec = work / f"{name}_spec.mlir"
+        spec.write_text(spec_text)
+        for _attempt in range(2):
+            shutil.rmtree(work / f"{name}_configs", ignore_errors=True)
+            built = substituted.build(work, functions, spec, work / f"{name}_configs")
+            if built.status not in ("timeout", "crash"):
+                break
+            log.warning("iree-compile %s on %s; trying once more", built.status, work / name)
+        return built
+
+    def prepare_trial_builds(self) -> SubstitutedBuilds | None:
+        """The executable-level builds, prepared once; None under whole-model trial builds
+        (asked for, or fallen back to: this sets `trial_build`, so call it before keying)."""
+        if self.trial_build != "executable":
+            return None
+        with _PREPARE_LOCK:  # trial compiles run in a thread pool
+            return self._prepare_substituted()
+
+    def _prepare_substituted(self) -> SubstitutedBuilds | None:
+        if self._substituted is None:
+            builds = SubstitutedBuilds(
+                self.source, self.flags, self.workdir / f"executables_{self.build_key()}", self.compile_timeout_s
+            )
+            try:
+                builds.prepare()
+            except iree.ToolError as exc:
+                log.warning("trials compile the whole model: %s", exc)
+                self.trial_build = "model"
+                return None
+            self._substituted = builds
+        return self._substituted
 
     def outputs(self, vmfb: pathlib.Path, work: pathlib.Path) -> tuple[list[list[np.ndarray]], str]:
         """Every output on every input set, or ([], the run's error)."""

@@ -175,9 +175,11 @@ def compile_model(
     *,
     spec: pathlib.Path | None = None,
     configs_dir: pathlib.Path | None = None,
+    keep_configs: bool = False,
     timeout_s: float = 120.0,
 ) -> CompileResult:
-    """Compile `source` to `output`; with `configs_dir`, also dump each executable's chosen config."""
+    """Compile `source` to `output`; with `configs_dir`, also dump each executable's chosen config
+    (into an emptied folder, unless `keep_configs`: several compiles then dump into one)."""
     global _COMPILES
     with _COMPILES_LOCK:
         _COMPILES += 1
@@ -190,7 +192,8 @@ def compile_model(
         # write the same module, byte for byte, for a slightly longer compile.
         args += [f"--iree-codegen-tuning-spec-path={spec}", "--mlir-disable-threading"]
     if configs_dir is not None:
-        shutil.rmtree(configs_dir, ignore_errors=True)
+        if not keep_configs:
+            shutil.rmtree(configs_dir, ignore_errors=True)
         args += ["--iree-codegen-add-tuner-attributes", f"--iree-hal-dump-executable-configurations-to={configs_dir}"]
     start = time.monotonic()
     try:
