@@ -239,3 +239,15 @@ def fake_tool(monkeypatch):
 
     iree.tool.cache_clear()
     iree.compiler_version.cache_clear()
+
+
+def tiny_matmul_job(folder: pathlib.Path, name: str = "mm", trials: int = 5) -> pathlib.Path:
+    """A job config tuning the tiny matmul (no flag search), written into `folder`."""
+    config = folder / f"{name}.yaml"
+    config.write_text(
+        f"name: {name}\noutput: {folder / 'reports'}\n"
+        f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+        f"budget: {{trials_per_dispatch: {trials}, confirm_rounds: 3}}\n"
+        "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
+    )
+    return config

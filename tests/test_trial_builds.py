@@ -38,7 +38,19 @@ def _first_matmul(tmp_path):
 def test_only_the_target_executable_is_recompiled_and_its_config_applies(tmp_path):
     model = _model(tmp_path, "executable")
     target = _first_matmul(tmp_path)
-    config = matmul_config()
+    # Distribution tiles other than the default's: another workgroup count, which the host
+    # code of the default build does not ask for (a splice that missed it computes garbage).
+    config = CompilationConfig.make(
+        "DoubleTilingExpert",
+        {
+            "distribution": [8, 16, 0],
+            "cache_parallel": [8, 16, 0],
+            "vector_common_parallel": [4, 16, 0],
+            "vector_reduction": [0, 0, 1],
+        },
+    )
+    default = target.root.default_config.tile_map["distribution"]
+    assert -(-64 // default[0]) * -(-96 // default[1]) != 8 * 6
     builds = model.prepare_trial_builds()
     assert builds is not None and model.trial_build == "executable"
     built = model.compile_trial(tmp_path / "t", target.dispatches, render_spec([(target.root.matcher, config)]))

@@ -13,22 +13,14 @@ import sqlalchemy as sa
 from tuner import iree
 from tuner.config import load_config
 
-from .conftest import DATA, FREE_STATUSES, check_exported_spec, run_tune
+from .conftest import DATA, FREE_STATUSES, check_exported_spec, run_tune, tiny_matmul_job
 
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     """Run the job once for all tests of this module (it is the expensive part)."""
-    from .conftest import DATA as data  # noqa: F401
-
     tmp = tmp_path_factory.mktemp("e2e")
-    config = tmp / "mm.yaml"
-    config.write_text(
-        f"name: mm\noutput: {tmp / 'reports'}\n"
-        f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
-        "budget: {trials_per_dispatch: 5, confirm_rounds: 3}\n"
-        "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
-    )
+    config = tiny_matmul_job(tmp)
     first = run_tune(config)
     assert first.returncode == 0, first.stderr
     job = load_config(config)
@@ -119,3 +111,21 @@ def test_rerun_with_more_budget_resumes_the_study(tuned):
         cached = conn.execute(sa.text("SELECT count(*) FROM schedtune_cache WHERE kind = 'trial'")).scalar_one()
     engine.dispose()
     assert cached == 7
+
+
+def test_plots_are_pngs_of_the_summary_numbers(tuned):
+    _, job, _, summary, _ = tuned
+    plots = summary["plots"]
+    assert {"search_history.png", "dispatch_times.png"} <= set(plots)
+    for name in plots:
+        data = (job.report_dir / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 2000, name
+        assert f"]({name})" in (job.report_dir / "report.md").read_text()
+    (row,) = summary["dispatches"]
+    series = plots["search_history.png"][row["label"]]
+    assert series["trial_ms"] == row["timeline_ms"] and len(series["trial_ms"]) >= row["trials"]
+    timed = [t for t in series["trial_ms"] if t is not None]
+    assert series["best_so_far_ms"][-1] == min(timed) == row["tuned_ns"] / 1e6
+    assert series["default_ms"] == row["baseline_ns"] / 1e6
+    bars = plots["dispatch_times.png"][row["label"]]
+    assert bars == {"default_ms": row["baseline_ns"] / 1e6, "best_ms": row["tuned_ns"] / 1e6}

@@ -20,12 +20,14 @@ from .dispatches import Analysis, analyze_model, find_targets
 from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
 from .export import Contender, carry_winners, confirm, decide_export, select_winners, write_exports
 from .frontend import import_model
+from .history import collect_records, imported_records, map_config, nearest
 from .proposers import HeuristicProposer, Proposer
 from .report import BuildRun, JobSummary, dispatch_rows, machine_fields, progress_display, untuned_rows, write_report
 from .search import BuildCandidate, SearchSettings, TuningPlan, choose_flags, plan_tuning_builds, search_targets, settle
 from .spaces import flag_candidates
 
 log = logging.getLogger("schedtune")
+HISTORY_NEIGHBOURS = 3  # configs tried per target from the history
 
 
 @dataclasses.dataclass
@@ -138,6 +140,23 @@ def _make_proposer(ctx: _Context) -> Proposer:
     return make_llm_proposer(ctx.job.proposer, ctx.job.report_dir, cache=ctx.cache, storage=ctx.storage)
 
 
+def _history_hints(ctx: _Context, model: ModelContext):
+    """Configs of the nearest finished studies (this storage's and imported records), mapped
+    onto a target's space: the warm start of its study, or all of it with --from-history."""
+    records = collect_records(ctx.job.storage) + imported_records(ctx.cache)
+    fingerprint = model.fingerprint
+
+    def hints(target, space):
+        configs = []
+        for neighbour in nearest(records, target.root, fingerprint, k=HISTORY_NEIGHBOURS):
+            config = map_config(neighbour.record, target.root, space)
+            if config is not None:
+                configs.append(config)
+        return configs
+
+    return hints
+
+
 def _search_build(
     ctx: _Context, name: str, flags: list[str], analysis: Analysis, proposer: Proposer, progress, several: bool
 ) -> tuple[BuildRun, Evaluator]:
@@ -161,6 +180,8 @@ def _search_build(
         ctx.job.search.seed,
         ctx.deadline,
         iree.host_cpu_features(),
+        hints=_history_hints(ctx, model) if ctx.job.search.warm_start or ctx.job.search.from_history else None,
+        history_only=ctx.job.search.from_history,
     )
     prefix = f"{name}: " if several else ""
     result = search_targets(
@@ -307,6 +328,8 @@ def run_job(
         seconds=time.monotonic() - start,
         compiles=compiles,
         trial_compiles=sum(o.compiles for run in build_runs for o in run.search.outcomes),
+        search_mode="from_history" if job.search.from_history else "search",
+        trial_build=",".join(sorted({ev.model.trial_build for _, ev in runs})) or job.search.trial_build,
         llm=llm_stats,
         **machine_fields(),
     ).to_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -10,7 +11,62 @@ from .config import load_config
 from .errors import ConfigError, SchedtuneError
 
 
+def _db_main(argv: list[str]) -> int:
+    """`tune db export FILE` / `tune db import FILE`: tuning records in and out of a storage."""
+    parser = argparse.ArgumentParser(
+        prog="tune db", description="Move tuning records between storages (versioned JSON lines; see tuner.history)."
+    )
+    parser.add_argument("action", choices=("export", "import"))
+    parser.add_argument("file", help="history file (.jsonl)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="the job whose storage to use")
+    where.add_argument("--storage", help="a storage URL, e.g. sqlite:///reports/cnn/study.db")
+    parser.add_argument("--output", help="with --config: its reports folder, as for tune")
+    args = parser.parse_args(argv)
+    import pathlib
+    import warnings
+
+    import optuna
+    import sqlalchemy
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from . import history
+    from .evaluation import Cache
+
+    try:
+        storage = args.storage or load_config(args.config, output_override=args.output).storage
+        path = pathlib.Path(args.file)
+        if args.action == "export":
+            if storage.startswith("sqlite:///") and not pathlib.Path(storage[len("sqlite:///") :]).is_file():
+                raise ConfigError(f"no study database at {storage}")
+            records = history.collect_records(storage)
+            history.write_records(path, records)
+            print(f"tune db: {len(records)} record(s) written to {path}")
+        else:
+            records = history.read_records(path)
+            if storage.startswith("sqlite:///"):  # a job that has not run yet: its folder comes first
+                pathlib.Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            added = history.import_records(Cache(storage), records)
+            print(f"tune db: {added} new record(s) of {len(records)} imported into {storage.split('@')[-1]}")
+    except SchedtuneError as exc:
+        prefix = "config error: " if isinstance(exc, ConfigError) else ""
+        print(f"tune db: {prefix}{str(exc).splitlines()[0]}", file=sys.stderr)
+        return exc.exit_code
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"tune db: storage unusable: {reason}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"tune db: {exc.strerror or exc} ({exc.filename or 'I/O'})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "db":
+        return _db_main(argv[1:])
     parser = argparse.ArgumentParser(prog="tune", description="Autotune IREE CPU dispatches of a model.")
     parser.add_argument("--config", required=True, help="job config (YAML), e.g. configs/cnn.yaml")
     parser.add_argument("--output", help="reports folder (default: the config's `output`, else ./reports)")
@@ -21,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a helper worker on a shared storage: run trials, leave export to the main process",
     )
+    parser.add_argument(
+        "--from-history",
+        action="store_true",
+        help="no search: try IREE's default and the nearest configs of finished studies and imported "
+        "records (tune db import) per target, check them, confirm end to end, export",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -28,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tune: config error: {exc}", file=sys.stderr)
         return exc.exit_code
+    if args.from_history:
+        job = dataclasses.replace(job, search=dataclasses.replace(job.search, from_history=True))
     try:
         job.report_dir.mkdir(parents=True, exist_ok=True)
         (job.report_dir / ".write_test").touch()

@@ -58,6 +58,11 @@ class SearchSpec:
     # "executable": a trial recompiles only its target's executables and links them into the
     # model's default build; "model": every trial compiles the whole model.
     trial_build: str = "executable"
+    # A new study first tries the best configs of the most similar finished studies.
+    warm_start: bool = True
+    # Zero-trial tuning: per target, only IREE's default and the history's nearest configs are
+    # evaluated (numerics checked, timed) and the winners confirmed and exported; no search.
+    from_history: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

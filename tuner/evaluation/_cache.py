@@ -137,5 +137,11 @@ class Cache:
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def entries(self, kind: str) -> list[dict[str, Any]]:
+        """Every payload of one kind, oldest first."""
+        query = sa.select(_TABLE.c.payload).where(_TABLE.c.kind == kind).order_by(_TABLE.c.created)
+        with self._engine.connect() as conn:
+            return [json.loads(row[0]) for row in conn.execute(query)]
+
     def dispose(self) -> None:
         self._engine.dispose()

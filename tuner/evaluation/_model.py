@@ -143,6 +143,8 @@ class ModelContext:
         for _attempt in range(2):
             shutil.rmtree(work / f"{name}_configs", ignore_errors=True)
             built = substituted.build(work, functions, spec, work / f"{name}_configs")
+            if built is None:  # the new executable's workgroup count cannot be spliced in
+                return self.compile(work, spec_text=spec_text, dump_configs=True, name=name)
             if built.status not in ("timeout", "crash"):
                 break
             log.warning("iree-compile %s on %s; trying once more", built.status, work / name)

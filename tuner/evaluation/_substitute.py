@@ -190,19 +190,24 @@ class SubstitutedBuilds:
 
     def build(
         self, work: pathlib.Path, functions: tuple[str, ...], spec: pathlib.Path, configs_dir: pathlib.Path
-    ) -> iree.CompileResult:
+    ) -> iree.CompileResult | None:
         """The model with the executables of `functions` compiled under `spec` (their configs
-        dumped to `configs_dir`); every other executable is the default build's binary."""
+        dumped to `configs_dir`); every other executable is the default build's. None when a
+        new executable's workgroup count is not a constant (this splice cannot set it)."""
         self.prepare()
         assert self._lines is not None
         work.mkdir(parents=True, exist_ok=True)
-        lines = list(self._lines)
+        replaced: dict[int, str] = {}
+        counts: dict[str, tuple[int, ...]] = {}  # export -> workgroup count under the spec
         seconds = 0.0
         for name in self.executables(functions):
             built = iree.compile_model(
                 self.folder / f"{_file_name(name)}.mlir",
                 work / f"{_file_name(name)}.so",
-                [*self.flags, "--compile-mode=hal-executable"],
+                # The translated variant is printed for its workgroup count: the host code asks
+                # for the default config's count, a config with other distribution tiles needs
+                # its own (IREE folds it to constants in the host code).
+                [*self.flags, "--compile-mode=hal-executable", f"--mlir-print-ir-after={_TRANSLATE_PASS}"],
                 spec=spec,
                 configs_dir=configs_dir,
                 keep_configs=True,
@@ -211,9 +216,13 @@ class SubstitutedBuilds:
             seconds += built.seconds
             if not built.ok:
                 return dataclasses.replace(built, seconds=seconds)
+            found = _workgroup_counts(built.log)
+            if found is None:
+                return None
+            counts.update(found)
             b = self._binaries[name]
             data = (work / f"{_file_name(name)}.so").read_bytes()
-            lines[b.line] = _BINARY_LINE.format(
+            replaced[b.line] = _BINARY_LINE.format(
                 indent=b.indent,
                 visibility=b.visibility,
                 symbol=b.symbol,
@@ -222,6 +231,9 @@ class SubstitutedBuilds:
                 size=len(data),
                 mime=b.mime,
             )
+        lines = _with_workgroup_counts(self._lines, replaced, counts)
+        if lines is None:
+            return None
         hal = work / "model_hal.mlir"
         hal.write_text("\n".join(lines) + "\n")
         built = iree.compile_model(
@@ -232,6 +244,65 @@ class SubstitutedBuilds:
         )
         hal.unlink(missing_ok=True)
         return dataclasses.replace(built, seconds=seconds + built.seconds, configs_dir=configs_dir)
+
+
+_TRANSLATE_PASS = "iree-hal-translate-target-executable-variants"
+
+
+def _workgroup_counts(printed: str) -> dict[str, tuple[int, ...]] | None:
+    """Export name -> constant workgroup count, from the translated variant printed after
+    `_TRANSLATE_PASS`; None if a count region is not made of constants."""
+    counts: dict[str, tuple[int, ...]] = {}
+    export, constants = None, {}
+    for line in printed.splitlines():
+        text = line.strip()
+        if text.startswith("hal.executable.export "):
+            export, constants = text.split("@", 1)[1].split(" ", 1)[0], {}
+        elif export is not None and " = arith.constant " in text and text.endswith(": index"):
+            name, value = text.split(" = arith.constant ", 1)
+            constants[name.strip()] = int(value.split(":", 1)[0])
+        elif export is not None and text.startswith("hal.return "):
+            operands = [o.strip() for o in text[len("hal.return ") :].split(":", 1)[0].split(",")]
+            if not all(o in constants for o in operands):
+                return None
+            counts[export] = tuple(constants[o] for o in operands)
+            export = None
+    return counts
+
+
+def _with_workgroup_counts(
+    lines: list[str], replaced: dict[int, str], counts: dict[str, tuple[int, ...]]
+) -> list[str] | None:
+    """The hal module's lines with binaries replaced and every dispatch of a re-compiled export
+    given its new workgroup count (as constants defined right before the dispatch)."""
+    function_ids: dict[str, str] = {}  # SSA value of a looked-up function -> export name
+    out: list[str] = []
+    patched = set()
+    for i, line in enumerate(lines):
+        line = replaced.get(i, line)
+        text = line.strip()
+        if text.startswith(("util.func ", "util.initializer", "func.func ")):
+            function_ids = {}  # SSA names are local to a function
+        elif "hal.executable.lookup.function " in text and " function(@" in text:
+            export = text.split(" function(@", 1)[1].split(")", 1)[0].rsplit("::@", 1)[-1]
+            if export in counts:
+                function_ids[text.split(" = ", 1)[0].strip()] = export
+        elif text.startswith("hal.command_buffer.dispatch<") and "workgroups([" in text:
+            ref = text.split(")[", 1)[1].split("]", 1)[0].strip() if ")[" in text else ""
+            export = function_ids.get(ref)
+            if export is not None:
+                indent = line[: len(line) - len(line.lstrip())]
+                names = []
+                for k, value in enumerate(counts[export]):
+                    names.append(f"%schedtune_wg{i}_{k}")
+                    out.append(f"{indent}{names[-1]} = arith.constant {value} : index")
+                head, rest = line.split("workgroups([", 1)
+                line = f"{head}workgroups([{', '.join(names)}]{rest.split(']', 1)[1]}"
+                patched.add(export)
+        out.append(line)
+    if patched != set(counts):
+        return None  # a dispatch of a re-compiled export was not found: the splice is not sure
+    return out
 
 
 def _functions(op: ir.Operation):

@@ -154,6 +154,7 @@ class CompileResult:
     configs_dir: pathlib.Path | None
     seconds: float
     error: str = ""
+    log: str = ""  # iree-compile's stderr of a successful build (e.g. IR printed on request)
 
     @property
     def ok(self) -> bool:
@@ -209,7 +210,7 @@ def compile_model(
         if proc.returncode < 0:
             detail = f"iree-compile died with signal {-proc.returncode}\n{detail}"
         return CompileResult(status, None, None, seconds, detail)
-    return CompileResult("ok", output, configs_dir, seconds)
+    return CompileResult("ok", output, configs_dir, seconds, log=proc.stderr)
 
 
 @dataclasses.dataclass

@@ -72,22 +72,6 @@ class HeuristicProposer(Proposer):
 def default_values(skeleton: Skeleton, request: ProposalRequest) -> dict[str, int] | None:
     """Knob values that reproduce IREE's default config inside `skeleton` (None if outside it)."""
     default = request.target.root.default_config
-    if default is None or default.pipeline != skeleton.pipeline:
+    if default is None:
         return None
-    loops = loop_names(request.target.root)
-    values: dict[str, int] = {}
-    dtiles = default.tile_map
-    for name, choices in skeleton.knobs():
-        if name == "loop_peeling":
-            if int(default.loop_peeling) not in choices:
-                return None
-            values[name] = int(default.loop_peeling)
-            continue
-        lvl, loop = name.split(".", 1)
-        value = dtiles.get(lvl, (0,) * len(loops))[loops.index(loop)]
-        if value not in choices:
-            return None
-        values[name] = value
-    if skeleton.config(values, loops).canonical() != default.canonical():
-        return None
-    return values
+    return skeleton.values_for(default, loop_names(request.target.root))

@@ -53,6 +53,9 @@ class JobSummary:
     compiles: int
     trial_compiles: int
     llm: dict | None = None
+    # "search", or "from_history": no search, only IREE's default and the history's configs per target
+    search_mode: str = "search"
+    trial_build: str = "executable"  # how trials were built (SearchSpec.trial_build, after any fallback)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +111,7 @@ def dispatch_rows(runs: list[BuildRun], shipped: str, note: str, carried: dict[s
                     "default_config": target.root.default_config.to_json() if target.root.default_config else None,
                     "winning_config": winning,
                     "trials": o.trials if o else 0,
+                    "timeline_ms": [None if ns is None else ns / 1e6 for ns, _ in o.timeline] if o else [],
                     "compiles": o.compiles if o else 0,  # trial builds of this run (cache hits cost none)
                     "trial_statuses": o.statuses if o else {},
                     "skeletons": [s.name for s in o.skeletons] if o else [],

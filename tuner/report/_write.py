@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
 from typing import Any
 
 from tabulate import tabulate
+
+from ._plots import write_plots
+
+log = logging.getLogger("schedtune")
 
 
 def _ms(ns: float | None) -> str:
@@ -13,6 +18,11 @@ def _ms(ns: float | None) -> str:
 
 def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib.Path, pathlib.Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        summary["plots"] = write_plots(folder, summary)
+    except Exception as exc:  # pictures must never cost the job its report
+        log.warning("plots not written: %s: %s", type(exc).__name__, exc)
+        summary["plots"] = {}
     json_path = folder / "summary.json"
     json_path.write_text(json.dumps(summary, indent=2, sort_keys=False))
     lines = [f"# schedtune report: {summary['job']}", "", headline(summary), ""]
@@ -26,6 +36,12 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
             "",
         ]
         lines += [f"- `{label}`: {why}" for label, why in fallbacks.items()] + [""]
+    if summary.get("search_mode") == "from_history":
+        lines += [
+            "Zero-trial tuning (`--from-history`): per target, IREE's default and the nearest configs "
+            "of finished studies and imported records were checked and timed here; nothing was searched.",
+            "",
+        ]
     lines += [
         f"- compiler: `{summary['compiler_version']}`, target CPU `{summary['target_cpu']}`",
         f"- model: `{summary['model_mlir']}`, entry `{summary['entry']}`, inputs {' '.join(summary['inputs'])}",
@@ -80,6 +96,9 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         "'search estimate': best trial vs the baseline, one profile each; 'in model': the export's "
         "interleaved re-measurement of the winner, which decides what ships.",
     ]
+    if summary["plots"]:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{name}]({name})" for name in summary["plots"]]
     untuned = summary.get("untuned_dispatches", [])
     if untuned:
         lines += ["", "## Not tuned", ""]

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from ..dispatches import TuningTarget
 from ..evaluation import Evaluator, TrialStatus
 from ..proposers import ProposalRequest, Proposer, default_values
-from ..spaces import load_space
+from ..spaces import KnobSpace, load_space, loop_names
+from ..spec import CompilationConfig
 from ._study import TargetOutcome, tune_target
 
 log = logging.getLogger("schedtune")
@@ -24,6 +25,10 @@ class SearchSettings:
     seed: int
     deadline: float | None
     cpu_features: str
+    # Configs from similar finished studies, per target (mapped onto its space): enqueued
+    # after IREE's default. With `history_only`, they (and the default) are the whole search.
+    hints: Callable[[TuningTarget, KnobSpace], list[CompilationConfig]] | None = None
+    history_only: bool = False
 
 
 @dataclasses.dataclass
@@ -77,7 +82,14 @@ def search_targets(
             if vals is not None:
                 defaults[sk.name] = vals
                 break
-        task = progress.add(label(i, target), settings.trials)
+        warm = _warm_start(settings, target, space, proposal.skeletons, defaults)
+        trials = settings.trials
+        if settings.history_only:
+            if not warm:
+                skipped[target.key] = "no similar config in the history: IREE's default kept"
+                continue
+            trials = len(warm) + bool(defaults)
+        task = progress.add(label(i, target), trials)
         outcome = tune_target(
             target,
             space,
@@ -87,14 +99,36 @@ def search_targets(
             storage=storage,
             study_name=f"{settings.job}:{target.key}:{settings.build_tag}",
             history_prefix=f"{settings.job}:{target.key}:",
-            trials=settings.trials,
+            trials=trials,
+            warm_start=warm,
             sampler=settings.sampler,
             seed=settings.seed,
             deadline=settings.deadline,
             progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
         )
-        progress.update(
-            task, outcome.trials, settings.trials, None if outcome.best_ns is None else outcome.best_ns / 1e6
-        )
+        progress.update(task, outcome.trials, trials, None if outcome.best_ns is None else outcome.best_ns / 1e6)
         outcomes.append(outcome)
     return SearchResult(outcomes, skipped, fallbacks)
+
+
+def _warm_start(settings: SearchSettings, target: TuningTarget, space: KnobSpace, skeletons, defaults) -> list[dict]:
+    """Optuna parameters of the history's configs for this target, each in the first skeleton
+    that holds it; the default config and repeats are left out."""
+    if settings.hints is None:
+        return []
+    loops = loop_names(target.root)
+    default = target.root.default_config.canonical() if target.root.default_config else None
+    seen = {default}
+    params = []
+    for config in settings.hints(target, space):
+        if config.canonical() in seen:
+            continue
+        seen.add(config.canonical())
+        for sk in skeletons:
+            values = sk.values_for(config, loops)
+            if values is not None:
+                params.append({"skeleton": sk.name, **{f"{sk.name}.{k}": v for k, v in values.items()}})
+                break
+    if params:
+        log.info("%s: warm start with %d config(s) from the history", target.label, len(params))
+    return params

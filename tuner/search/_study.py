@@ -48,6 +48,8 @@ class TargetOutcome:
     compiles: int = 0
     untunable: str = ""  # why no config can take effect on this target (e.g. batch-1 conv)
     ranked: tuple[tuple[CompilationConfig, float], ...] = ()  # every timed config, fastest first
+    # Every finished trial in trial-number order: its time (None if it failed or was free) and status.
+    timeline: tuple[tuple[float | None, str], ...] = ()
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -112,6 +114,7 @@ def tune_target(
     deadline: float | None = None,
     progress: ProgressFn | None = None,
     history_prefix: str | None = None,
+    warm_start: list[dict] = (),
 ) -> TargetOutcome:
     """Run `target`'s study until it holds `trials` counted trials (or the deadline passes).
 
@@ -150,12 +153,19 @@ def tune_target(
         study.set_user_attr(attrs.TARGET, target.label)
         study.set_user_attr(attrs.LOOPS, json.dumps(loop_bounds(target.root)))
         study.set_user_attr(attrs.DEFAULT_NS, target.default_ns)
+        study.set_user_attr(attrs.FAMILY, target.root.family)
+        study.set_user_attr(attrs.OP_NAME, target.root.op_name)
+        study.set_user_attr(attrs.ELEMENT_TYPES, json.dumps(list(target.root.element_types)))
+        study.set_user_attr(attrs.LOOP_ORDER, json.dumps(list(loop_bounds(target.root).items())))
+        study.set_user_attr(attrs.FINGERPRINT, json.dumps(evaluator.model.fingerprint))
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):
                 study.enqueue_trial(
                     {"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}}, skip_if_exists=True
                 )
                 break
+        for params in warm_start:
+            study.enqueue_trial(params, skip_if_exists=True)
         for old in carried:
             done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
             for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
@@ -327,9 +337,12 @@ def summarize(
     default_canon = target.root.default_config.canonical() if target.root.default_config else None
     counted = 0
     fastest: dict[str, float] = {}
+    timeline = []
     for t in study.get_trials(deepcopy=False):
         status = t.user_attrs.get(attrs.STATUS, t.state.name.lower())
         statuses[status] = statuses.get(status, 0) + 1
+        if t.state.is_finished():
+            timeline.append((t.value if t.state == TrialState.COMPLETE else None, status))
         if _counted(t):
             counted += 1
         if t.state == TrialState.COMPLETE and t.value is not None:
@@ -353,6 +366,7 @@ def summarize(
         compiles,
         _untunable(study),
         ranked,
+        tuple(timeline),
     )
 
 

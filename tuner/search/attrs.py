@@ -9,6 +9,11 @@ SKELETONS = "skeletons"  # JSON list of Skeleton.to_json(): fixes the search spa
 TARGET = "target"  # the target's label, e.g. conv2d_8x64x16x16x32x3x3
 LOOPS = "loops"  # JSON {loop name: trip count}
 DEFAULT_NS = "default_ns"  # the target's time with IREE's default config, from the analysis
+FAMILY = "family"  # the root op's family (tuner.families)
+OP_NAME = "op_name"  # the root op, e.g. linalg.conv_2d_nchw_fchw
+ELEMENT_TYPES = "element_types"  # JSON [lhs, rhs, out]
+LOOP_ORDER = "loop_order"  # JSON [[knob name, trip count], ...] in the op's loop order
+FINGERPRINT = "fingerprint"  # JSON {compiler, cpu_model, cpu_features, flags}: what the times depend on
 
 # Trial user attributes.
 STATUS = "status"  # a TrialStatus value

@@ -102,6 +102,25 @@ class Skeleton:
         peeling = bool(values.get("loop_peeling", self.loop_peeling[0]))
         return CompilationConfig.make(self.pipeline, tiles, peeling)
 
+    def values_for(self, config: CompilationConfig, loops: list[str]) -> dict[str, int] | None:
+        """Knob values that reproduce `config` inside this skeleton (None if it is outside)."""
+        if config.pipeline != self.pipeline:
+            return None
+        values: dict[str, int] = {}
+        tiles = config.tile_map
+        for name, choices in self.knobs():
+            if name == "loop_peeling":
+                value = int(config.loop_peeling)
+            else:
+                lvl, loop = name.split(".", 1)
+                value = tiles.get(lvl, (0,) * len(loops))[loops.index(loop)]
+            if value not in choices:
+                return None
+            values[name] = value
+        if self.config(values, loops).canonical() != config.canonical():
+            return None
+        return values
+
     def centre(self) -> dict[str, int]:
         """A representative point: the middle choice of every free knob (used to validate)."""
         return {name: choices[len(choices) // 2] for name, choices in self.knobs()}
