@@ -8,6 +8,9 @@ then `executable`, each into its own folder with its own database (no cache shar
 - agreement: for every config evaluated `ok` in both runs, the ratio of its target's
   in-model time (executable build / whole-model build); the same seed makes the searches'
   first (random) trials coincide. Printed as median and 10th-90th percentile per target.
+  Two runs' single profiles also differ by noise, so then, per build kind, up to
+  `--configs` of those configs are built both ways here and profiled interleaved
+  (`--rounds` rounds, A B A B): the median ratio per config is the agreement.
 
     python benchmarks/trial_builds.py --config configs/mobilenet.yaml --output /tmp/tb
 """
@@ -71,6 +74,8 @@ def main() -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--max-minutes", type=float)
+    parser.add_argument("--configs", type=int, default=12, help="configs re-measured interleaved (0: none)")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     config, output = pathlib.Path(args.config).resolve(), pathlib.Path(args.output).resolve()
     name = yaml.safe_load(config.read_text())["name"]
@@ -107,7 +112,65 @@ def main() -> int:
         print(f"  {target}: {len(ratios)} configs, median {statistics.median(ratios):.3f}, p10-p90 {lo:.3f}-{hi:.3f}")
     if not by_target:
         print("  no config was evaluated ok in both runs")
+    if args.configs:
+        _interleaved(output / "executable.yaml", output / "executable" / name, rows["executable"], args)
     return 0
+
+
+def _interleaved(job_file: pathlib.Path, report: pathlib.Path, trials: dict[str, dict], args) -> None:
+    """Configs rebuilt both ways and profiled interleaved: executable / whole-model time."""
+    import dataclasses
+
+    from tuner import iree
+    from tuner.config import load_config
+    from tuner.dispatches import analyze_model, find_targets
+    from tuner.evaluation import ModelContext
+    from tuner.spec import CompilationConfig, render_spec
+
+    job = load_config(job_file)
+    summary = json.loads((report / "summary.json").read_text())
+    build_flags = {"default": []} | {f["name"]: f["flags"] for f in summary["flag_candidates"]}
+    work = pathlib.Path(args.output).resolve() / "interleaved"
+    picked = [(label, t) for label, t in trials.items() if t["status"] == "ok"][:: max(1, len(trials) // args.configs)]
+    targets_by_build: dict[str, dict] = {}
+    ratios = []
+    print(f"interleaved re-measurement ({args.rounds} rounds per config, executable / whole-model build):")
+    for label, _ in picked[: args.configs]:
+        target_label, config_text = label.split(" ", 1)
+        config = CompilationConfig.from_json(json.loads(config_text))
+        row = next(r for r in summary["dispatches"] if r["label"] == target_label)
+        model = ModelContext(
+            pathlib.Path(summary["model_mlir"]),
+            summary["entry"],
+            [pathlib.Path(p) for p in summary["input_files"]],
+            summary["default_flags"] + build_flags[row["build"]],
+            work,
+            compile_timeout_s=job.budget.compile_timeout_s,
+        )
+        if row["build"] not in targets_by_build:
+            analysis = analyze_model(model)
+            found, _ = find_targets(analysis.dispatches, analysis.timings, time_share=1.0, max_targets=10**6)
+            targets_by_build[row["build"]] = {t.label: t for t in found}
+        target = targets_by_build[row["build"]][target_label]
+        spec = render_spec([(target.root.matcher, config)])
+        vmfbs = {}
+        for mode in ("model", "executable"):
+            built = dataclasses.replace(model, trial_build=mode).compile_trial(work / mode, target.dispatches, spec)
+            vmfbs[mode] = built.vmfb
+        times: dict[str, list[float]] = {"model": [], "executable": []}
+        for _ in range(args.rounds):
+            for mode in ("model", "executable"):
+                profile = iree.profile_dispatches(vmfbs[mode], model.entry, model.inputs, work / f"p_{mode}")
+                per = iree.per_call_ns(profile)
+                times[mode].append(sum(per[d] for d in target.dispatches))
+        ratio = statistics.median(times["executable"]) / statistics.median(times["model"])
+        spread = max(times["model"]) / min(times["model"])
+        ratios.append(ratio)
+        print(f"  {target_label:<34} {ratio:.3f}  (whole-model build's own max/min over rounds {spread:.2f})")
+    if ratios:
+        print(
+            f"  median {statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} configs"
+        )
 
 
 if __name__ == "__main__":
