@@ -110,6 +110,11 @@ def test_nearest_prefers_close_shapes_and_this_machine(tmp_path):
     found = history.nearest([here_far, elsewhere_near, slower, conv, here_near], root, _fingerprint(), k=5)
     assert [n.record.source for n in found] == ["near", "other", "far"]
     assert not found[1].same_machine and found[1].distance > found[0].distance
+    # The config takes k whole (distribution and vector 0, reduction tile 1): its size
+    # matters less than that of m, which the config splits into tiles.
+    k_differs = _record(root, loops=(("m", 64), ("n", 96), ("k", 512)), source="k")
+    m_differs = _record(root, loops=(("m", 256), ("n", 96), ("k", 128)), source="m")
+    assert [n.record.source for n in history.nearest([m_differs, k_differs], root, _fingerprint())] == ["k", "m"]
 
 
 def test_config_mapped_onto_a_new_shape_is_legal(tmp_path):

@@ -1,7 +1,7 @@
 """Dispatch stage: which dispatches a model has, their root ops, and their share of the time."""
 
 from ._analysis import Analysis, analyze_model
-from ._analyze import Dispatch, Loop, RootOp, read_configured_executables
+from ._analyze import Dispatch, Loop, RootOp, functions_in, read_configured_executables
 from ._targets import DispatchRow, TuningTarget, find_targets
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "TuningTarget",
     "analyze_model",
     "find_targets",
+    "functions_in",
     "read_configured_executables",
 ]

@@ -195,8 +195,9 @@ def _native_vector_bytes(func: ir.Operation) -> int:
     return parse_native_vector_bytes(str(variant.attributes["target"]))
 
 
-def _functions(module: ir.Module):
-    stack = [module.operation]
+def functions_in(op: ir.Operation | ir.Module):
+    """Every func.func nested in `op` (dispatch functions of executables)."""
+    stack = [op.operation]
     while stack:
         op = stack.pop()
         if op.name == "func.func":
@@ -237,7 +238,7 @@ def read_configured_executables(folder: pathlib.Path) -> dict[str, Dispatch]:
                     func = func.parent
                 if func is not None:
                     roots.setdefault(ir.StringAttr(func.attributes["sym_name"]).value, op)
-            for func in _functions(module):
+            for func in functions_in(module):
                 name = ir.StringAttr(func.attributes["sym_name"]).value
                 # A config set by a tuning spec comes without IREE's root_op mark: then the
                 # root is the op that carries distribution tiles.

@@ -27,6 +27,7 @@ import threading
 from iree.compiler import ir
 
 from .. import iree
+from ..dispatches import functions_in
 from ..errors import ToolError
 
 # The one line format of a serialised executable in the `hal` phase's text; every field is
@@ -136,7 +137,7 @@ class SubstitutedBuilds:
                 alone.body.append(clone)
                 # A private executable is dropped as unused by --compile-mode=hal-executable.
                 clone.attributes["sym_visibility"] = ir.StringAttr.get("public")
-            for func in _functions(clone):
+            for func in functions_in(clone):
                 executable_of[ir.StringAttr(func.attributes["sym_name"]).value] = name
             # Constants folded into the dispatch are dense_resource blobs: they are printed
             # only with the enclosing module, after its body.
@@ -303,18 +304,6 @@ def _with_workgroup_counts(
     if patched != set(counts):
         return None  # a dispatch of a re-compiled export was not found: the splice is not sure
     return out
-
-
-def _functions(op: ir.Operation):
-    stack = [op]
-    while stack:
-        current = stack.pop()
-        if current.name == "func.func":
-            yield current
-            continue
-        for region in current.regions:
-            for block in region.blocks:
-                stack.extend(o.operation for o in block.operations)
 
 
 def _file_name(symbol: str) -> str:

@@ -37,6 +37,7 @@ MAX_DISTANCE = 2.0
 # Added to the distance of a record measured under another compiler or CPU: it is still
 # tried (and re-verified), but after records from this machine.
 OTHER_MACHINE = 0.5
+UNTILED_WEIGHT = 0.25
 
 
 def collect_records(storage_url: str, exclude_prefix: str = "") -> list[Record]:
@@ -111,7 +112,10 @@ def nearest(
             continue
         other = record.loop_bounds
         squares = [
-            (math.log2(max(bounds[n], 1)) - math.log2(max(other[n], 1))) ** 2 if n in other else 4.0 for n in bounds
+            _weight(record, n) * (math.log2(max(bounds[n], 1)) - math.log2(max(other[n], 1))) ** 2
+            if n in other
+            else 4.0
+            for n in bounds
         ]
         squares += [4.0 for n in other if n not in bounds]
         distance = math.sqrt(sum(squares))
@@ -124,6 +128,16 @@ def nearest(
             found.append(Neighbour(record, distance + (0 if same else OTHER_MACHINE), same))
     found.sort(key=lambda n: (n.distance, -n.record.speedup))
     return found[:k]
+
+
+def _weight(record: Record, loop: str) -> float:
+    """How much a loop's trip count matters for reusing the record's config: fully where the
+    config splits it into tiles, a quarter where it takes it one at a time or whole (batch,
+    heads, reduction windows): those choices carry over whatever the trip count."""
+    names = [n for n, _ in record.loops]
+    i, bound = names.index(loop), record.loop_bounds[loop]
+    split = any(1 < sizes[i] < bound for sizes in record.config.tile_map.values() if len(sizes) == len(names))
+    return 1.0 if split else UNTILED_WEIGHT
 
 
 def map_config(record: Record, root, space: KnobSpace) -> CompilationConfig | None:
