@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+")
     parser.add_argument("--output", required=True)
+    parser.add_argument("--only", nargs="+", help="leave out only these models (all configs still give history)")
     args = parser.parse_args()
     out = pathlib.Path(args.output).resolve()
     configs = [pathlib.Path(c).resolve() for c in args.configs]
@@ -72,7 +74,11 @@ def main() -> int:
         full[name] = json.loads((folder / name / "summary.json").read_text())
     rows = []
     for config, name in zip(configs, names):
+        if args.only and name not in args.only:
+            continue
         folder = out / f"zero_{name}"
+        if (folder / name).exists():  # a fresh folder: an old study would be resumed, not re-run
+            shutil.rmtree(folder / name)
         storage = f"sqlite:///{folder / name / 'study.db'}"
         (folder / name).mkdir(parents=True, exist_ok=True)
         for other in names:

@@ -224,3 +224,28 @@ def test_warm_start_enqueues_the_history_config_after_the_default(exported):
     first = [t.user_attrs.get(attrs.CONFIG) for t in trials[:2]]
     assert first[0] == root.default_config.canonical()
     assert first[1] == mapped.canonical()
+
+
+def test_attention_records_align_by_position_when_roles_differ(tmp_path):
+    """A unit loop can take another role (GPT-2's batch of 1 reads as an `m` loop): a named
+    op's loops are matched by position, so such records are still neighbours and map over."""
+    root = target_of(DATA / "attention.mlir", tmp_path / "t", "attention").root  # batch, m, n, head, keys
+    record = _record(
+        root,
+        family="attention",
+        loops=(("m1", 8), ("m2", 64), ("n", 8), ("head", 16), ("keys", 64)),
+        config=CompilationConfig.make(
+            "LinalgExtTileAndVectorize",
+            {
+                "distribution": [1, 16, 8, 0, 0],
+                "vector_common_parallel": [1, 8, 8, 0, 0],
+                "vector_reduction": [0, 0, 0, 0, 8],
+            },
+        ),
+    )
+    (found,) = history.nearest([record], root, _fingerprint())
+    assert found.distance < history.MAX_DISTANCE
+    config = history.map_config(record, root, load_space("attention"))
+    assert config is not None
+    assert config.tile_map["vector_common_parallel"] == (1, 8, 8, 0, 0)
+    assert config.tile_map["vector_reduction"] == (0, 0, 0, 0, 8)

@@ -111,13 +111,14 @@ def nearest(
         ):
             continue
         other = record.loop_bounds
+        aligned = _aligned(record, root)
         squares = [
-            _weight(record, n) * (math.log2(max(bounds[n], 1)) - math.log2(max(other[n], 1))) ** 2
-            if n in other
+            _weight(record, aligned[n]) * (math.log2(max(bounds[n], 1)) - math.log2(max(other[aligned[n]], 1))) ** 2
+            if n in aligned
             else 4.0
             for n in bounds
         ]
-        squares += [4.0 for n in other if n not in bounds]
+        squares += [4.0 for n in other if n not in aligned.values()]
         distance = math.sqrt(sum(squares))
         same = (record.compiler, record.cpu_model, record.cpu_features) == (
             fingerprint["compiler"],
@@ -128,6 +129,17 @@ def nearest(
             found.append(Neighbour(record, distance + (0 if same else OTHER_MACHINE), same))
     found.sort(key=lambda n: (n.distance, -n.record.speedup))
     return found[:k]
+
+
+def _aligned(record: Record, root) -> dict[str, str]:
+    """The op's loop names -> the record's. By name; for a named op (not linalg.generic) with
+    as many loops, by position: its loops are in the op's fixed order even where a unit loop
+    took another role (attention's batch of 1 reads as an `m` loop)."""
+    names = loop_names(root)
+    old = [n for n, _ in record.loops]
+    if len(old) == len(names) and root.op_name != "linalg.generic" and set(old) != set(names):
+        return dict(zip(names, old))
+    return {n: n for n in names if n in old}
 
 
 def _weight(record: Record, loop: str) -> float:
@@ -141,13 +153,14 @@ def _weight(record: Record, loop: str) -> float:
 
 
 def map_config(record: Record, root, space: KnobSpace) -> CompilationConfig | None:
-    """The record's config moved onto `root`: each tile taken from the loop of the same name,
+    """The record's config moved onto `root`: each tile taken from the matching loop (`_aligned`),
     scaled with the loop's trip count, snapped to the nearest legal value of `space`; a loop
     the record lacks takes IREE's default tile. None if the result breaks a constraint."""
     names = loop_names(root)
     bounds = loop_bounds(root)
     old_bounds = record.loop_bounds
     old_names = [n for n, _ in record.loops]
+    aligned = _aligned(record, root)
     default = root.default_config.tile_map if root.default_config else {}
     if record.config.pipeline not in space.pipelines:
         return None
@@ -157,9 +170,10 @@ def map_config(record: Record, root, space: KnobSpace) -> CompilationConfig | No
             return None
         row = []
         for i, name in enumerate(names):
-            if name in old_bounds:
-                value = sizes[old_names.index(name)]
-                if value == old_bounds[name] and value:  # a whole-loop tile stays whole
+            if name in aligned:
+                was = aligned[name]
+                value = sizes[old_names.index(was)]
+                if value == old_bounds[was] and value:  # a whole-loop tile stays whole
                     value = bounds[name]
             else:
                 value = default.get(level, (0,) * len(names))[i]
