@@ -123,7 +123,7 @@ def _interleaved(job_file: pathlib.Path, report: pathlib.Path, trials: dict[str,
 
     from tuner import iree
     from tuner.config import load_config
-    from tuner.dispatches import analyze_model, find_targets
+    from tuner.dispatches import analyze_model
     from tuner.evaluation import ModelContext
     from tuner.spec import CompilationConfig, render_spec
 
@@ -148,9 +148,7 @@ def _interleaved(job_file: pathlib.Path, report: pathlib.Path, trials: dict[str,
             compile_timeout_s=job.budget.compile_timeout_s,
         )
         if row["build"] not in targets_by_build:
-            analysis = analyze_model(model)
-            found, _ = find_targets(analysis.dispatches, analysis.timings, time_share=1.0, max_targets=10**6)
-            targets_by_build[row["build"]] = {t.label: t for t in found}
+            targets_by_build[row["build"]] = {t.label: t for t in analyze_model(model).all_targets}
         target = targets_by_build[row["build"]][target_label]
         spec = render_spec([(target.root.matcher, config)])
         vmfbs = {}

@@ -144,7 +144,7 @@ def test_attention_winner_is_carried_into_a_data_tiled_build(tmp_path):
     """Data tiling leaves the attention dispatch as it was: its tuned config goes with the
     data-tiled build (re-targeted at that build's dispatches and applied there), while the
     matmul's config, whose op data tiling replaced by an mmt4d, stays behind."""
-    from tuner.dispatches import analyze_model, find_targets
+    from tuner.dispatches import analyze_model
     from tuner.export import carry_winners
 
     model = DATA / "attention_matmul.mlir"
@@ -152,7 +152,7 @@ def test_attention_winner_is_carried_into_a_data_tiled_build(tmp_path):
 
     def targets(flags: list[str], name: str):
         analysis = analyze_model(ModelContext(model, "main", inputs, FLAGS + flags, tmp_path / name))
-        return find_targets(analysis.dispatches, analysis.timings, time_share=float("inf"), max_targets=99)[0]
+        return analysis.all_targets
 
     tuned_under = {t.root.family: t for t in targets([], "default")}
     data_tiled = targets(["--iree-global-opt-data-tiling"], "dt")

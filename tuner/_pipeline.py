@@ -221,11 +221,7 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         # (with their specs) against the fastest flags alone in the same way. Winners whose op
         # is in the fastest build too (attention under data tiling) go with it: a dispatch
         # the flags leave alone keeps its tuned config.
-        fastest = level.analyses[level.fastest]
-        carried = carry_winners(
-            all_winners,
-            find_targets(fastest.dispatches, fastest.timings, time_share=float("inf"), max_targets=10**6)[0],
-        )
+        carried = carry_winners(all_winners, level.analyses[level.fastest].all_targets)
         alone = confirm(
             ctx.under(level.builds[level.fastest]),
             ctx.target_flags,

@@ -37,16 +37,17 @@ def _db_main(argv: list[str]) -> int:
     try:
         storage = args.storage or load_config(args.config, output_override=args.output).storage
         path = pathlib.Path(args.file)
+        sqlite_file = pathlib.Path(storage[len("sqlite:///") :]) if storage.startswith("sqlite:///") else None
         if args.action == "export":
-            if storage.startswith("sqlite:///") and not pathlib.Path(storage[len("sqlite:///") :]).is_file():
+            if sqlite_file is not None and not sqlite_file.is_file():
                 raise ConfigError(f"no study database at {storage}")
             records = history.collect_records(storage)
             history.write_records(path, records)
             print(f"tune db: {len(records)} record(s) written to {path}")
         else:
             records = history.read_records(path)
-            if storage.startswith("sqlite:///"):  # a job that has not run yet: its folder comes first
-                pathlib.Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            if sqlite_file is not None:  # a job that has not run yet: its folder comes first
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             added = history.import_records(Cache(storage), records)
             print(f"tune db: {added} new record(s) of {len(records)} imported into {storage.split('@')[-1]}")
     except SchedtuneError as exc:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import iree
 from ._analyze import Dispatch, read_configured_executables
-from ._targets import DispatchRow, find_targets
+from ._targets import DispatchRow, TuningTarget, find_targets
 
 if TYPE_CHECKING:
     from ..evaluation import ModelContext
@@ -27,10 +27,20 @@ class Analysis:
         return {d.root.family for d in self.dispatches.values() if d.root is not None}
 
     @functools.cached_property
+    def _everything(self) -> tuple[list[TuningTarget], list[DispatchRow]]:
+        # No time-share cut: a target of no measurable time is still one (a winner may be
+        # carried onto it), and each dispatch is at most one target.
+        return find_targets(self.dispatches, self.timings, time_share=float("inf"), max_targets=len(self.timings) + 1)
+
+    @property
+    def all_targets(self) -> list[TuningTarget]:
+        """Every tuning target of this build, hottest first, whatever its share of the time."""
+        return self._everything[0]
+
+    @property
     def _rows(self) -> list[DispatchRow]:
         """Every dispatch with its tuning target key (None: no spec can tune it)."""
-        _targets, rows = find_targets(self.dispatches, self.timings, time_share=1.0, max_targets=len(self.timings) + 1)
-        return rows
+        return self._everything[1]
 
     @property
     def tunable_targets(self) -> frozenset[str]:

@@ -14,6 +14,7 @@ import logging
 import pathlib
 import shutil
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,18 @@ from ._substitute import SubstitutedBuilds
 
 log = logging.getLogger("schedtune")
 _PREPARE_LOCK = threading.Lock()
+
+
+def _tried_twice(build: Callable[[], iree.CompileResult | None], where: pathlib.Path) -> iree.CompileResult | None:
+    """`build()`, once more if it timed out or crashed: iree-compile hangs now and then on
+    builds that take seconds when run again, and such a failure must not be taken for the
+    config's."""
+    for _attempt in range(2):
+        built = build()
+        if built is None or built.status not in ("timeout", "crash"):
+            break
+        log.warning("iree-compile %s on %s; trying once more", built.status, where)
+    return built
 
 
 @dataclasses.dataclass
@@ -105,27 +118,24 @@ class ModelContext:
     ) -> iree.CompileResult:
         """Build into `work` with this model's flags (or `flags`) and an optional spec.
 
-        A timed-out or crashed compile is tried once more: iree-compile hangs now and then on
-        builds that take seconds when run again, and such a failure must not be taken for the
-        config's. A full disk raises ENOSPC (never a failed build to cache)."""
+        A timed-out or crashed compile is tried once more (`_tried_twice`). A full disk raises
+        ENOSPC (never a failed build to cache)."""
         work.mkdir(parents=True, exist_ok=True)
         spec = None
         if spec_text is not None:
             spec = work / f"{name}_spec.mlir"
             spec.write_text(spec_text)
-        for _attempt in range(2):
-            built = iree.compile_model(
+        return _tried_twice(
+            lambda: iree.compile_model(
                 self.source,
                 work / f"{name}.vmfb",
                 self.flags if flags is None else flags,
                 spec=spec,
                 configs_dir=work / f"{name}_configs" if dump_configs else None,
                 timeout_s=self.compile_timeout_s,
-            )
-            if built.status not in ("timeout", "crash"):
-                break
-            log.warning("iree-compile %s on %s; trying once more", built.status, work / name)
-        return built
+            ),
+            work / name,
+        )
 
     def compile_trial(
         self, work: pathlib.Path, functions: tuple[str, ...], spec_text: str, name: str = "model"
@@ -140,14 +150,15 @@ class ModelContext:
         work.mkdir(parents=True, exist_ok=True)
         spec = work / f"{name}_spec.mlir"
         spec.write_text(spec_text)
-        for _attempt in range(2):
-            shutil.rmtree(work / f"{name}_configs", ignore_errors=True)
-            built = substituted.build(work, functions, spec, work / f"{name}_configs")
-            if built is None:  # the new executable's workgroup count cannot be spliced in
-                return self.compile(work, spec_text=spec_text, dump_configs=True, name=name)
-            if built.status not in ("timeout", "crash"):
-                break
-            log.warning("iree-compile %s on %s; trying once more", built.status, work / name)
+        configs = work / f"{name}_configs"
+
+        def build() -> iree.CompileResult | None:
+            shutil.rmtree(configs, ignore_errors=True)
+            return substituted.build(work, functions, spec, configs)
+
+        built = _tried_twice(build, work / name)
+        if built is None:  # the new executable's workgroup count cannot be spliced in
+            return self.compile(work, spec_text=spec_text, dump_configs=True, name=name)
         return built
 
     def prepare_trial_builds(self) -> SubstitutedBuilds | None:
@@ -156,21 +167,18 @@ class ModelContext:
         if self.trial_build != "executable":
             return None
         with _PREPARE_LOCK:  # trial compiles run in a thread pool
-            return self._prepare_substituted()
-
-    def _prepare_substituted(self) -> SubstitutedBuilds | None:
-        if self._substituted is None:
-            builds = SubstitutedBuilds(
-                self.source, self.flags, self.workdir / f"executables_{self.build_key()}", self.compile_timeout_s
-            )
-            try:
-                builds.prepare()
-            except iree.ToolError as exc:
-                log.warning("trials compile the whole model: %s", exc)
-                self.trial_build = "model"
-                return None
-            self._substituted = builds
-        return self._substituted
+            if self._substituted is None:
+                builds = SubstitutedBuilds(
+                    self.source, self.flags, self.workdir / f"executables_{self.build_key()}", self.compile_timeout_s
+                )
+                try:
+                    builds.prepare()
+                except iree.ToolError as exc:
+                    log.warning("trials compile the whole model: %s", exc)
+                    self.trial_build = "model"
+                    return None
+                self._substituted = builds
+            return self._substituted
 
     def outputs(self, vmfb: pathlib.Path, work: pathlib.Path) -> tuple[list[list[np.ndarray]], str]:
         """Every output on every input set, or ([], the run's error)."""

@@ -148,8 +148,9 @@ class SubstitutedBuilds:
 
     def _index_binaries(self, hal: pathlib.Path) -> dict[str, _Binary]:
         """Where each executable's binary sits in the `hal` module's text, and its fields."""
+        text = hal.read_text()
         context = ir.Context()
-        module = ir.Module.parse(hal.read_text(), context)
+        module = ir.Module.parse(text, context)
         fields: dict[str, dict[str, str]] = {}
         for op in module.body.operations:
             if op.operation.name != "hal.executable":
@@ -169,7 +170,7 @@ class SubstitutedBuilds:
             }
         result: dict[str, _Binary] = {}
         current = None
-        for i, line in enumerate(hal.read_text().splitlines()):
+        for i, line in enumerate(text.splitlines()):
             stripped = line.strip()
             if stripped.startswith("hal.executable ") and stripped.endswith("{"):
                 current = stripped.split("@", 1)[1].split(" ", 1)[0]

@@ -40,7 +40,7 @@ OTHER_MACHINE = 0.5
 UNTILED_WEIGHT = 0.25
 
 
-def collect_records(storage_url: str, exclude_prefix: str = "") -> list[Record]:
+def collect_records(storage_url: str) -> list[Record]:
     """One record per finished study in the storage: its best config, with what it was
     measured against. Studies from before these attributes were stored are skipped."""
     import optuna
@@ -49,8 +49,6 @@ def collect_records(storage_url: str, exclude_prefix: str = "") -> list[Record]:
     for summary in optuna.get_all_study_summaries(storage_url, include_best_trial=True):
         a = summary.user_attrs
         best = summary.best_trial
-        if exclude_prefix and summary.study_name.startswith(exclude_prefix):
-            continue
         if best is None or best.value is None or attrs.FINGERPRINT not in a or attrs.CONFIG not in best.user_attrs:
             continue
         fingerprint = json.loads(a[attrs.FINGERPRINT])
