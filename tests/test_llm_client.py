@@ -190,3 +190,43 @@ def test_api_key_used_but_never_written(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "reports" / "llmjob" / "summary.json").read_text())
     assert summary["llm"]["dispatches"] == 1 and summary["llm"]["fallbacks"] == 0
     assert "llm:block" in summary["dispatches"][0]["skeletons"]
+
+
+def test_pipeline_repair_round_feeds_back_the_error(tmp_path):
+    from tuner.pipelines import load_pipeline_space, pipeline_error
+    from tuner.proposers import PipelineRequest
+    from tuner.spaces import flag_candidates
+
+    space = load_pipeline_space().for_families({"matmul"})
+    fixed, _ = flag_candidates({"matmul"})
+    request = PipelineRequest(space, tuple(fixed), {"matmul": 0.9}, check=lambda p: pipeline_error(space, p))
+    bad = json.dumps(
+        {
+            "pipelines": [
+                {"passes": [{"name": "iree-preprocessing-pad-linalg-ops", "options": {"pad-size": "7"}}], "flags": {}}
+            ]
+        }
+    )
+    good = json.dumps(
+        {
+            "pipelines": [
+                {
+                    "passes": [{"name": "iree-preprocessing-transpose-matmul-pass", "options": {"input": "rhs"}}],
+                    "flags": {"data-tiling": "on"},
+                    "rationale": "contiguous rhs",
+                }
+            ]
+        }
+    )
+    with FakeOpenAI([bad, good]) as fake:
+        proposer = _proposer(fake.base_url, tmp_path, fmt="json_object_schema")
+        proposal = proposer.propose_pipelines(request)
+    record = proposer.pipeline_records[0]
+    assert (record.raw_valid, record.valid_after_repair, record.repair_rounds) == (0, 1, 1)
+    assert "pad-size=7}: value not in" in fake.requests[1]["messages"][-1]["content"]
+    schema = fake.requests[0]["response_format"]["schema"]
+    names = schema["properties"]["pipelines"]["items"]["properties"]["passes"]["items"]["properties"]["name"]["enum"]
+    assert names == [p.name for p in space.passes]
+    llm = [p for p, source in proposal.pipelines if source == "llm"]
+    assert [p.describe() for p in llm] == ["preprocessing-transpose-matmul-pass{input=rhs} + data-tiling=on"]
+    assert [s for _, s in proposal.pipelines][: len(fixed)] == ["heuristic"] * len(fixed)

@@ -105,3 +105,44 @@ def test_tune_with_the_local_model_end_to_end(tmp_path):
 def _servers() -> int:
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     return sum(1 for line in ps.splitlines() if "llama_cpp.server" in line)
+
+
+def test_local_model_proposes_pipelines(server, tmp_path):
+    """The model-level question to the real model: every pipeline it returns passed the
+    space and iree-opt (after repair if needed); today's fixed sets come first."""
+    from tuner.pipelines import load_pipeline_space, pipeline_error
+    from tuner.proposers import PipelineRequest
+    from tuner.spaces import flag_candidates
+
+    families = {"conv2d", "matmul"}
+    space = load_pipeline_space().for_families(families)
+    fixed, _ = flag_candidates(families)
+    request = PipelineRequest(
+        space,
+        tuple(fixed),
+        {"conv2d": 0.8, "matmul": 0.05, "other": 0.15},
+        (("main$async_dispatch_1_conv_8x64x32x32x32x3x3_f32", 0.5),),
+        check=lambda p: pipeline_error(space, p),
+    )
+    client = LLMClient(
+        server.base_url,
+        MODEL_ALIAS,
+        None,
+        timeout_s=120,
+        cache=Cache(f"sqlite:///{tmp_path / 'c.db'}"),
+        response_format="json_object_schema",
+        max_tokens=1000,
+    )
+    proposer = LLMProposer(client, repair_rounds=2)
+    proposal = proposer.propose_pipelines(request)
+    record = proposer.pipeline_records[0]
+    assert record.calls >= 1 and record.prompt_tokens > 0 and not record.fallback
+    assert record.prompt_tokens < 1400
+    sources = [s for _, s in proposal.pipelines]
+    assert sources[: len(fixed)] == ["heuristic"] * len(fixed)
+    assert record.valid_after_repair == sources.count("llm") or record.valid_after_repair > sources.count("llm")
+    for pipeline, source in proposal.pipelines:
+        if source == "llm":
+            assert pipeline_error(space, pipeline) is None
+    stats = proposer.write_records(tmp_path)["pipelines"]
+    assert stats["proposed"] >= stats["raw_valid"] and stats["valid_after_repair"] >= stats["raw_valid"]

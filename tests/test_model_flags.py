@@ -44,7 +44,7 @@ def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):
         f"name: b1\noutput: {tmp_path / 'reports'}\n"
         f"model: {{format: mlir, path: {DATA / 'conv_batch1.mlir'}, inputs: [1x18x18x16xf32, 3x3x16x32xf32]}}\n"
         "budget: {trials_per_dispatch: 3, confirm_rounds: 3}\n"
-        "search: {tune_model_flags: true}\n"
+        "search: {tune_model_flags: true, pipeline_trials: 0}\n"
     )
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr

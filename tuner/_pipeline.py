@@ -17,17 +17,31 @@ import optuna
 from . import iree
 from .config import JobConfig
 from .dispatches import Analysis, analyze_model, find_targets
+from .errors import ConfigError
 from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
 from .export import Contender, carry_winners, confirm, decide_export, select_winners, write_exports
 from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
-from .proposers import HeuristicProposer, Proposer
+from .pipelines import Pipeline, load_pipeline_space, parse_passes, pipeline_error
+from .proposers import HeuristicProposer, PipelineRequest, Proposer
 from .report import BuildRun, JobSummary, dispatch_rows, machine_fields, progress_display, untuned_rows, write_report
-from .search import BuildCandidate, SearchSettings, TuningPlan, choose_flags, plan_tuning_builds, search_targets, settle
-from .spaces import flag_candidates
+from .search import (
+    BuildCandidate,
+    PipelineEvaluator,
+    SearchSettings,
+    TuningPlan,
+    choose_flags,
+    measured_pipelines,
+    plan_tuning_builds,
+    search_pipelines,
+    search_targets,
+    settle,
+)
+from .spaces import FlagCandidate, flag_candidates
 
 log = logging.getLogger("schedtune")
 HISTORY_NEIGHBOURS = 3  # configs tried per target from the history
+CARRIED_PIPELINES = 2  # best searched pipelines measured beside the fixed flag sets
 
 
 @dataclasses.dataclass
@@ -98,15 +112,80 @@ class _ModelLevel:
     builds: dict[str, list[str]]  # name -> model-level flags
     analyses: dict[str, Analysis]
     plan: TuningPlan | None
+    pipeline_search: dict | None = None  # what the pipeline search tried (summary.json)
 
 
-def _model_level(ctx: _Context) -> _ModelLevel:
-    """Stage flags: measure the flag candidates, analyse each build, plan the tuning build(s)."""
+def user_pipelines(job: JobConfig) -> list[Pipeline]:
+    """The job's own pipelines, each checked by iree-opt: a bad one stops the job before any compile."""
+    space = load_pipeline_space()
+    out = []
+    for i, text in enumerate(job.search.pipelines):
+        pipeline = Pipeline(parse_passes(text))
+        error = pipeline_error(space, pipeline, strict=False)
+        if error:
+            raise ConfigError(f"search.pipelines[{i}]: {error}")
+        out.append(pipeline)
+    return out
+
+
+def _search_pipelines(
+    ctx: _Context, default: Analysis, fixed: list[FlagCandidate], min_gain: float, proposer: Proposer
+) -> tuple[list[FlagCandidate], dict | None]:
+    """Stage flags, part 1: search ordered pass pipelines (+ global flags) on the whole model.
+
+    Returns the best searched pipelines and the job's own as flag candidates, to be measured
+    side by side with today's fixed sets."""
+    search = ctx.job.search
+    own = user_pipelines(ctx.job)
+    if search.pipeline_trials == 0 and not own:
+        return [], None
+    space = load_pipeline_space().for_families(default.families)
+    study_name = f"{ctx.job.name}:pipelines:{ctx.base.build_key()[:8]}"
+    request = PipelineRequest(
+        space,
+        tuple(fixed),
+        default.family_shares,
+        tuple(default.hottest),
+        past=measured_pipelines(ctx.storage, study_name),
+        check=lambda p: pipeline_error(space, p),
+    )
+    proposals = list(proposer.propose_pipelines(request).pipelines) if search.pipeline_trials else []
+    proposals += [(p, "user") for p in own]
+    evaluator = PipelineEvaluator(ctx.base, space, ctx.reference, ctx.cache)
+    result = search_pipelines(
+        evaluator,
+        proposals,
+        ctx.storage,
+        study_name=study_name,
+        trials=search.pipeline_trials,
+        patience=search.pipeline_patience,
+        seed=search.seed,
+        min_gain=min_gain,
+        deadline=ctx.deadline,
+    )
+    carried = [
+        FlagCandidate(f"searched-{i + 1}", tuple(space.flags(t.pipeline)), t.pipeline.describe())
+        for i, t in enumerate(result.best_searched(CARRIED_PIPELINES))
+    ]
+    for i, pipeline in enumerate(own):
+        carried.append(FlagCandidate(f"user-{i + 1}", tuple(space.flags(pipeline)), pipeline.describe()))
+    log.info(
+        "pipeline search: %d pipelines measured; carried: %s",
+        len(result.tried),
+        ", ".join(c.note for c in carried) or "none",
+    )
+    return carried, result.to_json(space) | {"carried": [c.name for c in carried]}
+
+
+def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
+    """Stage flags: search pipelines, measure the flag candidates, analyse each build, plan the tuning build(s)."""
     default = analyze_model(ctx.base)
     only_default = _ModelLevel([], "default", {"default": []}, {"default": default}, None)
     if not ctx.job.search.tune_model_flags:
         return only_default
     candidates, min_gain = flag_candidates(default.families)
+    searched, pipeline_summary = _search_pipelines(ctx, default, candidates, min_gain, proposer)
+    candidates += searched
     if len(candidates) <= 1:
         return only_default
     decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, min_gain=min_gain)
@@ -129,7 +208,7 @@ def _model_level(ctx: _Context) -> _ModelLevel:
         )
     plan = plan_tuning_builds(contenders, decision.chosen.name)
     log.info("model-level flags: fastest alone %s; %s", decision.chosen.name, plan.describe())
-    return _ModelLevel(decision.rows, decision.chosen.name, builds, analyses, plan)
+    return _ModelLevel(decision.rows, decision.chosen.name, builds, analyses, plan, pipeline_summary)
 
 
 def _make_proposer(ctx: _Context) -> Proposer:
@@ -239,14 +318,15 @@ def run_job(
 ) -> JobResult:
     start = time.monotonic()
     compiles_at_start = iree.compiles_so_far()
+    if job.search.tune_model_flags:
+        user_pipelines(job)  # a bad pipeline of the job's own fails before any work
     ctx = _prepare(job, max_minutes, start)
-    level = _model_level(ctx)
-    plan_builds = level.plan.builds if level.plan else ("default",)
-
-    proposer = _make_proposer(ctx)
     runs: list[tuple[BuildRun, Evaluator]] = []
     with contextlib.ExitStack() as stack, progress_display(quiet) as progress:
+        proposer = _make_proposer(ctx)
         stack.callback(proposer.close)
+        level = _model_level(ctx, proposer)
+        plan_builds = level.plan.builds if level.plan else ("default",)
         for name in plan_builds:
             runs.append(
                 _search_build(
@@ -307,6 +387,7 @@ def run_job(
         shipped=decision.shipped.name,
         flag_candidates=level.flag_rows,
         tuning_plan=dataclasses.asdict(level.plan) if level.plan else None,
+        pipeline_search=level.pipeline_search,
         dispatches=dispatch_rows(
             build_runs,
             decision.shipped.name,

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..pipelines import PipelineError, parse_passes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,15 @@ class SearchSpec:
     # Zero-trial tuning: per target, only IREE's default and the history's nearest configs are
     # evaluated (numerics checked, timed) and the winners confirmed and exported; no search.
     from_history: bool = False
+    # Model-level pipeline search (spaces/pipelines.yaml): pipelines measured in all, the
+    # proposers' ones first (0: only today's fixed flag sets, measured side by side), and how
+    # many measured in a row without a gain stop it.
+    pipeline_trials: int = 16
+    pipeline_patience: int = 8
+    # Pipelines of your own, tried with the rest: passes in order, e.g.
+    # "iree-preprocessing-convert-conv-to-channels-last, iree-preprocessing-pad-linalg-ops{pad-size=16}".
+    # Checked with iree-opt before anything is compiled.
+    pipelines: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +205,15 @@ def load_config(path: str | pathlib.Path, *, output_override: str | None = None)
         raise ConfigError("budget.trials_per_dispatch: must be at least 1")
     if not 0 < budget.get("time_share", 0.9) <= 1:
         raise ConfigError("budget.time_share: must be in (0, 1]")
+    search = sections["search"]
+    if search.get("pipeline_trials", 0) < 0 or search.get("pipeline_patience", 1) < 1:
+        raise ConfigError("search.pipeline_trials: must be >= 0, and search.pipeline_patience >= 1")
+    for i, text in enumerate(search.get("pipelines", ())):
+        try:
+            if not parse_passes(text):
+                raise PipelineError("no pass")
+        except PipelineError as exc:
+            raise ConfigError(f"search.pipelines[{i}]: {exc}") from None
     proposer = sections["proposer"]
     if proposer.get("kind") == "llm" and proposer.get("provider") != "local" and not proposer.get("base_url"):
         raise ConfigError("proposer.base_url: needed for an llm proposer unless provider is local")

@@ -53,6 +53,20 @@ class Analysis:
         return sum(self.tunable.values())
 
     @property
+    def family_shares(self) -> dict[str, float]:
+        """Op family (or "other": no tunable root op) -> share of the model's time."""
+        shares: dict[str, float] = {}
+        for row in self._rows:
+            family = row.family if row.target_key is not None else "other"
+            shares[family] = shares.get(family, 0.0) + row.share
+        return shares
+
+    @property
+    def hottest(self) -> list[tuple[str, float]]:
+        """(dispatch name, share of the model's time), hottest first."""
+        return [(r.name, r.share) for r in sorted(self._rows, key=lambda r: -r.share)]
+
+    @property
     def tunable(self) -> dict[str, float]:
         """Op family -> share of the model's time a spec can tune."""
         shares: dict[str, float] = {}

@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -442,3 +443,51 @@ def benchmark_model(
             unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[bench.get("time_unit", "ns")]
             return float(bench["real_time"]) * unit
     raise ToolError("benchmark printed no result")
+
+
+@functools.cache
+def registered_passes() -> dict[str, frozenset[str]]:
+    """Pass name -> its option names, as the installed `iree-opt --help` lists them.
+
+    Passes are the `--name` lines indented six spaces under "Passes:"; a pass's options
+    follow it indented eight."""
+    proc = _run([tool("iree-opt"), "--help"], 120)
+    passes: dict[str, set[str]] = {}
+    current: str | None = None
+    for line in proc.stdout.splitlines():
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if not stripped.startswith("--"):
+            continue
+        name = stripped[2:].split("=")[0].split()[0]
+        if indent == 6:
+            current = name
+            passes[current] = set()
+        elif indent == 8 and current is not None:
+            passes[current].add(name)
+        else:
+            current = None
+    return {name: frozenset(options) for name, options in passes.items()}
+
+
+@functools.cache
+def pass_pipeline_error(pipeline: str) -> str | None:
+    """None when iree-opt parses `pipeline` (a textual pass pipeline, e.g.
+    `builtin.module(util.func(p1, p2{opt=1}))`) with the installed passes, else iree-opt's
+    first error line. Needed because iree-compile ignores a pipeline it cannot parse and
+    still exits 0."""
+    with tempfile.TemporaryDirectory(prefix="schedtune-pipeline-") as folder:
+        empty = pathlib.Path(folder) / "empty.mlir"
+        empty.write_text("module {}\n")
+        proc = _run([tool("iree-opt"), f"--pass-pipeline={pipeline}", str(empty)], 60)
+    if proc.returncode == 0:
+        return None
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    for line in lines:
+        if "error:" in line:
+            message = line.split("error:", 1)[1].strip()
+            # "MLIR Textual PassPipeline Parser:1:11: error: 'x' does not refer to ..."
+            message = message.split("error:")[-1].strip()
+            if message:
+                return message
+    return lines[0] if lines else f"iree-opt exited {proc.returncode}"

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..dispatches import TuningTarget
-from ..spaces import KnobSpace, Skeleton
+from ..pipelines import Pipeline, PipelineSpace
+from ..spaces import FlagCandidate, KnobSpace, Skeleton
 from ..spec import CompilationConfig
 
 
@@ -39,12 +40,48 @@ class Proposal:
         return self.source.endswith("->heuristic")
 
 
+@dataclasses.dataclass(frozen=True)
+class PipelineRequest:
+    """The model-level question: which passes, in which order, under which flags.
+
+    The model is summarised (op families' time shares, the hottest dispatches), never given
+    whole. `check` returns why a pipeline cannot be compiled (space, iree-opt), or None.
+    """
+
+    space: PipelineSpace  # the passes and flag groups that can act on this model
+    fixed: tuple[FlagCandidate, ...]  # today's fixed flag sets for the model (spaces/model_flags.yaml)
+    shares: dict[str, float]  # op family -> share of the default build's time
+    hot_dispatches: tuple[tuple[str, float], ...] = ()  # (dispatch label, share), hottest first
+    past: tuple[tuple[str, str, float | None], ...] = ()  # (pipeline, status, time ratio) measured before
+    check: Callable[[Pipeline], str | None] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineProposal:
+    pipelines: tuple[tuple[Pipeline, str], ...]  # (pipeline, source), in the order to try them
+    notes: tuple[str, ...] = ()
+
+
+def fixed_pipelines(request: PipelineRequest) -> list[tuple[Pipeline, str]]:
+    """Today's fixed flag sets as points of the pipeline space (IREE's default first)."""
+    out = []
+    for candidate in request.fixed:
+        pipeline = request.space.from_flags(candidate.flags)
+        if pipeline is not None and pipeline not in {p for p, _ in out}:
+            out.append((pipeline, "heuristic"))
+    return out
+
+
 class Proposer(abc.ABC):
     """Base class of proposers: skeletons for one dispatch at a time."""
 
     @abc.abstractmethod
     def propose(self, request: ProposalRequest) -> Proposal:
         """A few skeletons for `request`'s dispatch, each valid in its space."""
+
+    def propose_pipelines(self, request: PipelineRequest) -> PipelineProposal:
+        """Model-level pipelines to try first; by default today's fixed flag sets."""
+        return PipelineProposal(tuple(fixed_pipelines(request)))
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release what the proposer holds (e.g. a local model server)."""

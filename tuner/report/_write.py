@@ -128,6 +128,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                 tablefmt="github",
             )
         )
+    lines += _pipeline_lines(summary.get("pipeline_search"))
     export = summary.get("export") or {}
     if len(export.get("contenders", [])) > 1:
         lines += [
@@ -162,6 +163,32 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
     md_path = folder / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
+
+
+def _pipeline_lines(search: dict | None) -> list[str]:
+    """The pipeline search: every pipeline measured, fastest first, and which went on."""
+    if not search:
+        return []
+    tried = sorted(search["tried"], key=lambda r: (r["ratio"] is None, r["ratio"] or 0))
+    table = [
+        [
+            r["pipeline"],
+            r["source"],
+            r["status"] + (" (2 rounds)" if r.get("stopped_early") else ""),
+            f"{r['ratio']:.3f}" if r["ratio"] is not None else (r.get("error") or "")[:60],
+        ]
+        for r in tried
+    ]
+    carried = ", ".join(search.get("carried") or []) or "none"
+    return [
+        "",
+        "## Pipeline search",
+        "",
+        f"{search['measured']} pipelines built and measured (study `{search['study']}`); time is the median of "
+        "rounds interleaved with IREE's default build. Measured again beside the fixed sets above: " + carried + ".",
+        "",
+        tabulate(table, headers=["pipeline", "proposed by", "status", "time / default"], tablefmt="github"),
+    ]
 
 
 def headline(summary: dict[str, Any]) -> str:

@@ -2,20 +2,26 @@
 
 from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds
 from ._flags import FlagDecision, choose_flags
+from ._pipelines import PipelineEvaluator, PipelineResult, PipelineSearch, measured_pipelines, search_pipelines
 from ._run import SearchResult, SearchSettings, search_targets
 from ._study import TargetOutcome, make_sampler, recover_lost_trials, settle, summarize, tune_target
 
 __all__ = [
     "BuildCandidate",
     "FlagDecision",
+    "PipelineEvaluator",
+    "PipelineResult",
+    "PipelineSearch",
     "SearchResult",
     "SearchSettings",
     "TargetOutcome",
     "TuningPlan",
     "choose_flags",
     "make_sampler",
+    "measured_pipelines",
     "plan_tuning_builds",
     "recover_lost_trials",
+    "search_pipelines",
     "search_targets",
     "settle",
     "summarize",

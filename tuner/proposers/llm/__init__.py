@@ -20,10 +20,11 @@ from ...config import ProposerSpec
 from ...evaluation import Cache
 from ...knowledge import retrieve_notes, similar_results
 from ...spaces import Skeleton, loop_bounds, loop_names
-from .._base import Proposal, ProposalRequest, Proposer
+from .._base import PipelineProposal, PipelineRequest, Proposal, ProposalRequest, Proposer, fixed_pipelines
 from .._heuristic import HeuristicProposer
 from ._client import LLMClient
 from ._local import MODEL_ALIAS, LocalModelUnavailable, LocalServer
+from ._pipeline_prompt import parse_pipelines, pipeline_messages, pipeline_schema
 from ._prompt import answer_schema, build_messages, repair_messages
 
 log = logging.getLogger("schedtune")
@@ -133,6 +134,7 @@ class LLMProposer(Proposer):
         self.unavailable = unavailable
         self.server = server
         self.records: list[CallRecord] = []
+        self.pipeline_records: list[CallRecord] = []
         self._heuristic = HeuristicProposer()
 
     def propose(self, request: ProposalRequest) -> Proposal:
@@ -173,23 +175,9 @@ class LLMProposer(Proposer):
         schema = answer_schema(target, space, self.max_skeletons)
         valid: list[Skeleton] = []
         for round_ in range(1 + self.repair_rounds):
-            completion = self.client.complete(messages, schema, seed=round_)
-            record.calls += 1
-            record.cached_calls += int(completion.cached)
-            if round_ == 0:
-                record.prompt_tokens = completion.prompt_tokens
-            record.max_prompt_tokens = max(record.max_prompt_tokens, completion.prompt_tokens)
-            record.completion_tokens += completion.completion_tokens
-            record.latency_s += completion.latency_s
-            new, errors, proposed = parse_skeletons(completion.text, request)
-            if round_ == 0:
-                record.proposed = proposed
-                record.raw_valid = len(new)
-            else:
-                record.repair_rounds = round_
+            new, errors = self._call(messages, schema, round_, record, lambda text: parse_skeletons(text, request))
             taken = {s.name for s in valid}
             valid += [s for s in new if s.name not in taken]
-            record.errors += [f"{k}: {v[0]}" for k, v in errors.items()][:4]
             if not errors or len(valid) >= self.max_skeletons:
                 break
             messages = repair_messages(messages, errors)
@@ -198,6 +186,51 @@ class LLMProposer(Proposer):
             raise ValueError("no valid skeleton after repair: " + "; ".join(record.errors[:2]))
         return valid[: self.max_skeletons]
 
+    def propose_pipelines(self, request: PipelineRequest) -> PipelineProposal:
+        """Today's fixed sets (the baselines), then the LLM's pipelines, validated and repaired."""
+        fixed = fixed_pipelines(request)
+        record = CallRecord(target="model pipelines")
+        self.pipeline_records.append(record)
+        if self.client is None:
+            record.fallback = self.unavailable or "no LLM client"
+            return PipelineProposal(tuple(fixed), (record.fallback,))
+        messages = pipeline_messages(request, self.max_skeletons)
+        record.prompt_chars = sum(len(m["content"]) for m in messages)
+        schema = pipeline_schema(request, self.max_skeletons)
+        valid = []
+        try:
+            for round_ in range(1 + self.repair_rounds):
+                new, errors = self._call(messages, schema, round_, record, lambda text: parse_pipelines(text, request))
+                valid += [p for p in new if p not in valid]
+                if not errors or len(valid) >= self.max_skeletons:
+                    break
+                messages = repair_messages(messages, errors)
+        except Exception as exc:  # the LLM must never fail the job
+            record.fallback = f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("LLM pipeline proposal failed (%s); today's fixed sets only", record.fallback)
+        record.valid_after_repair = len(valid)
+        known = {p for p, _ in fixed}
+        return PipelineProposal(tuple(fixed + [(p, "llm") for p in valid if p not in known]))
+
+    def _call(self, messages, schema, round_: int, record: CallRecord, parse):
+        """One completion, its costs recorded, parsed: (valid items, errors by item)."""
+        completion = self.client.complete(messages, schema, seed=round_)
+        record.calls += 1
+        record.cached_calls += int(completion.cached)
+        if round_ == 0:
+            record.prompt_tokens = completion.prompt_tokens
+        record.max_prompt_tokens = max(record.max_prompt_tokens, completion.prompt_tokens)
+        record.completion_tokens += completion.completion_tokens
+        record.latency_s += completion.latency_s
+        new, errors, proposed = parse(completion.text)
+        if round_ == 0:
+            record.proposed = proposed
+            record.raw_valid = len(new)
+        else:
+            record.repair_rounds = round_
+        record.errors += [f"{k}: {v[0]}" for k, v in errors.items()][:4]
+        return new, errors
+
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
@@ -205,7 +238,10 @@ class LLMProposer(Proposer):
 
     def write_records(self, folder: pathlib.Path) -> dict[str, Any]:
         path = folder / "llm_calls.jsonl"
-        path.write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in self.records))
+        path.write_text(
+            "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in [*self.pipeline_records, *self.records])
+        )
+        pipelines = [r for r in self.pipeline_records if r.calls]
         calls = [r for r in self.records if r.calls]
         return {
             "model": self.client.model if self.client else None,
@@ -217,6 +253,14 @@ class LLMProposer(Proposer):
             "valid_after_repair": sum(r.valid_after_repair for r in calls),
             "latency_s": sum(r.latency_s for r in calls),
             "calls_file": str(path),
+            "pipelines": {
+                "proposed": sum(r.proposed for r in pipelines),
+                "raw_valid": sum(r.raw_valid for r in pipelines),
+                "valid_after_repair": sum(r.valid_after_repair for r in pipelines),
+                "repair_rounds": sum(r.repair_rounds for r in pipelines),
+                "fallbacks": sum(1 for r in self.pipeline_records if r.fallback),
+                "errors": [e for r in self.pipeline_records for e in r.errors][:8],
+            },
         }
 
 

@@ -1,0 +1,147 @@
+"""The model-level stage alone: the pipeline search against today's fixed flag sets.
+
+Per config, runs the job's model-level stage (pipeline search, then every fixed flag set and
+the best searched pipelines built, numerics checked and timed interleaved in one run by
+`choose_flags`) into a fresh output folder, and prints the best fixed set beside the best
+searched pipeline, each against IREE's default in that same interleaved run.
+
+    python benchmarks/pipelines.py --configs configs/cnn.yaml configs/mobilenet.yaml \
+        --output /tmp/pipes --trials 16
+
+With `--order A B`, instead builds the passes A,B and B,A (and each alone) on each model and
+times them interleaved against the default: does the order of two passes matter?
+
+    python benchmarks/pipelines.py --configs configs/mobilenet.yaml --output /tmp/order \
+        --order iree-preprocessing-convert-conv-to-channels-last iree-preprocessing-convert-1x1-filter-conv2d-to-matmul
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tuner import _pipeline as stages  # noqa: E402
+from tuner.config import load_config  # noqa: E402
+from tuner.pipelines import PassStep, Pipeline, load_pipeline_space, pipeline_error  # noqa: E402
+from tuner.search import choose_flags  # noqa: E402
+from tuner.spaces import FlagCandidate  # noqa: E402
+
+
+def _best(rows: list[dict], names: set[str]) -> dict | None:
+    timed = [r for r in rows if r["name"] in names and r.get("speedup")]
+    return max(timed, key=lambda r: r["speedup"]) if timed else None
+
+
+def model_level(config: pathlib.Path, out: pathlib.Path, trials: int, patience: int, rounds: int) -> dict:
+    job = load_config(config, output_override=str(out))
+    job = dataclasses.replace(
+        job, search=dataclasses.replace(job.search, pipeline_trials=trials, pipeline_patience=patience)
+    )
+    start = time.monotonic()
+    ctx = stages._prepare(job, None, start)
+    proposer = stages._make_proposer(ctx)
+    try:
+        level = stages._model_level(ctx, proposer)
+    finally:
+        proposer.close()
+    stats = proposer.write_records(job.report_dir)
+    rows = level.flag_rows
+    fixed = _best(rows, {r["name"] for r in rows if not r["name"].startswith(("searched-", "user-"))} - {"default"})
+    searched = _best(rows, {r["name"] for r in rows if r["name"].startswith("searched-")})
+    # The two winners again, with more rounds, interleaved with the default in one run: the
+    # stage's own comparison had every candidate in it and five rounds.
+    final = [FlagCandidate("default", ())] + [
+        FlagCandidate(r["name"], tuple(r["flags"]), r.get("note", "")) for r in (fixed, searched) if r
+    ]
+    again = choose_flags(ctx.base, final, ctx.reference, ctx.cache, rounds=rounds) if len(final) > 1 else None
+    result = {
+        "job": job.name,
+        "seconds": time.monotonic() - start,
+        "rows": rows,
+        "pipeline_search": level.pipeline_search,
+        "best_fixed": fixed,
+        "best_searched": searched,
+        "head_to_head": again.rows if again else [],
+        "tuning_builds": list(level.plan.builds) if level.plan else ["default"],
+        "llm": stats,
+    }
+    (out / f"{job.name}_model_level.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def order(config: pathlib.Path, out: pathlib.Path, first: str, second: str) -> dict:
+    job = load_config(config, output_override=str(out))
+    ctx = stages._prepare(job, None, time.monotonic())
+    space = load_pipeline_space()
+    candidates = [FlagCandidate("default", ())]
+    for name, passes in (
+        (f"{first} only", (first,)),
+        (f"{second} only", (second,)),
+        ("A,B", (first, second)),
+        ("B,A", (second, first)),
+    ):
+        pipeline = Pipeline(tuple(PassStep(p) for p in passes))
+        error = pipeline_error(space, pipeline, strict=False)
+        if error:
+            raise SystemExit(error)
+        candidates.append(FlagCandidate(name, tuple(space.flags(pipeline))))
+    decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, rounds=7)
+    result = {"job": job.name, "A": first, "B": second, "rows": decision.rows}
+    (out / f"{job.name}_order.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--order", nargs=2, metavar=("A", "B"))
+    parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds of the final comparison")
+    args = parser.parse_args()
+    out = pathlib.Path(args.output).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for config in args.configs:
+        config = pathlib.Path(config).resolve()
+        if args.order:
+            result = order(config, out, *args.order)
+            cells = [
+                f"{r['name']} {r['speedup']:.3f}x (spread {100 * r['spread']:.0f}%)"
+                if r.get("speedup")
+                else f"{r['name']} {r['status']}"
+                for r in result["rows"]
+            ]
+            lines.append(f"{result['job']}: " + "; ".join(cells))
+        else:
+            result = model_level(config, out, args.trials, args.patience, args.rounds)
+            search = result["pipeline_search"] or {}
+            heads = {r["name"]: r for r in result["head_to_head"]}
+            fixed, searched = result["best_fixed"], result["best_searched"]
+
+            def cell(row, heads=heads):
+                if not row:
+                    return "-"
+                head = heads.get(row["name"], {})
+                return f"{row['name']} ({row['note']}) {head.get('speedup', 0):.3f}x spread {100 * head.get('spread', 0):.0f}%"
+
+            lines.append(
+                f"{result['job']}: best fixed {cell(fixed)} | best searched {cell(searched) if searched else 'none faster'}"
+                f" | {search.get('measured', 0)} pipelines, {result['seconds']:.0f} s"
+                f" | tuning builds {', '.join(result['tuning_builds'])}"
+            )
+        print(lines[-1], flush=True)
+    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

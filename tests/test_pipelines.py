@@ -1,0 +1,220 @@
+"""Model-level pipelines against the real compiler: the space matches the installed IREE, bad
+pipelines stop before any compile, wrong numerics / failing / hanging builds end as failed
+trials, the search persists and resumes after kill -9, and the proposers' pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from tuner import iree
+from tuner.evaluation import Cache, ModelContext
+from tuner.pipelines import PassStep, Pipeline, load_pipeline_space, parse_passes, pipeline_error
+from tuner.proposers import HeuristicProposer, PipelineRequest
+from tuner.search import PipelineEvaluator, search_pipelines
+from tuner.search._pipelines import neighbours, pipeline_params, sample_pipeline
+from tuner.spaces import flag_candidates
+
+from .conftest import DATA, FREE_STATUSES, counted_trials
+
+FLAGS = iree.target_flags("host")
+MATMUL = (DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"))
+RGB_STEM = (DATA / "conv_rgb_stem.mlir", ("2x3x18x18xf32", "16x3x3x3xf32"))
+
+
+def _evaluator(model, tmp_path, families, **kw) -> PipelineEvaluator:
+    source, inputs = model
+    ctx = ModelContext(source, "main", iree.save_inputs(inputs, tmp_path / "in", 0), FLAGS, tmp_path / "work", **kw)
+    space = load_pipeline_space().for_families(families)
+    return PipelineEvaluator(ctx, space, ctx.reference_outputs(), Cache(f"sqlite:///{tmp_path / 'c.db'}"), rounds=2)
+
+
+def test_space_is_what_the_installed_iree_has(caplog):
+    space = load_pipeline_space()
+    assert "not in the installed IREE" not in caplog.text
+    registered = iree.registered_passes()
+    for spec in space.passes:
+        assert spec.name in registered
+        assert {o for o, _ in spec.options} <= registered[spec.name]
+    # Today's fixed flag sets are all points of the space, so they are the search's baselines.
+    families = {"matmul", "conv2d", "depthwise", "attention", "reduction"}
+    fixed, _ = flag_candidates(families)
+    for candidate in fixed:
+        assert space.for_families(families).from_flags(candidate.flags) is not None, candidate.name
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("iree-preprocessing-convert-conv-to-channels-lost", "does not refer to a registered pass"),
+        ("iree-preprocessing-pad-linalg-ops{padding=8}", "no such option padding"),
+        ("iree-preprocessing-pad-linalg-ops{pad-size=eight}", "invalid for integer argument"),
+    ],
+)
+def test_bad_pipeline_rejected_before_compiling(tmp_path, text, reason):
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"name: bad\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: mlir, path: {MATMUL[0]}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+        f"search: {{tune_model_flags: true, pipelines: ['{text}']}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("tune: config error: search.pipelines[0]: iree-opt rejects")
+        and reason in lines[0]
+    )
+    assert not list(tmp_path.rglob("*.vmfb"))  # nothing was compiled
+
+
+def test_unknown_pass_outside_the_space_is_a_constraint(tmp_path):
+    space = load_pipeline_space()
+    assert "unknown pass iree-foo" in pipeline_error(space, Pipeline((PassStep("iree-foo"),)))
+    twice = Pipeline((PassStep("iree-preprocessing-transpose-matmul-pass"),) * 2)
+    assert "appears twice" in pipeline_error(space, twice)
+    assert "value not in" in pipeline_error(
+        space, Pipeline((PassStep("iree-preprocessing-pad-linalg-ops", (("pad-size", "7"),)),))
+    )
+
+
+def test_pipeline_that_changes_numerics_is_wrong_result(tmp_path):
+    evaluator = _evaluator(MATMUL, tmp_path, {"matmul"})
+    demote = Pipeline(parse_passes("iree-global-opt-demote-contraction-inputs{operation=all type=bf16}"))
+    result = evaluator.evaluate(demote, strict=False)
+    assert result.status == "wrong_result", result
+    # IREE's default is the reference itself: correct, and a ratio of exactly 1.
+    assert evaluator.evaluate(Pipeline()).ratio == 1.0
+
+
+def test_pipeline_that_fails_to_compile_is_a_failed_trial(tmp_path):
+    evaluator = _evaluator(RGB_STEM, tmp_path, {"conv2d"})
+    blocked = Pipeline((PassStep("iree-preprocessing-convert-conv-to-channels-last", (("tiling-factor", "8"),)),))
+    assert pipeline_error(evaluator.space, blocked) is None  # valid text: only the build fails
+    result = evaluator.evaluate(blocked)
+    assert result.status == "compile_error" and "expand_shape" in result.error
+    plain = evaluator.evaluate(Pipeline((PassStep("iree-preprocessing-convert-conv-to-channels-last"),)))
+    assert plain.status == "ok" and plain.ratio > 0 and plain.default_ms > 0
+    # Both verdicts are cached: a second evaluator compiles nothing.
+    again = PipelineEvaluator(evaluator.model, evaluator.space, evaluator.reference, evaluator.cache)
+    again.rounds = evaluator.rounds
+    before = iree.compiles_so_far()
+    assert again.evaluate(blocked).cached and again.evaluate(blocked).status == "compile_error"
+    assert iree.compiles_so_far() == before
+
+
+def test_pipeline_that_hangs_is_a_timeout(tmp_path, fake_tool):
+    evaluator = _evaluator(MATMUL, tmp_path, {"matmul"}, compile_timeout_s=5)
+    evaluator.evaluate(Pipeline())  # the default build, before the hanging compiler is in place
+    fake_tool("iree-compile", "hanging_pipeline_compiler")
+    start = time.monotonic()
+    result = evaluator.evaluate(Pipeline((PassStep("iree-preprocessing-transpose-matmul-pass"),)))
+    assert result.status == "compile_timeout"
+    assert time.monotonic() - start < 60  # two attempts of 5 s, each group killed
+
+
+def test_encoding_round_trips_and_neighbours_are_legal():
+    space = load_pipeline_space().for_families({"conv2d", "matmul"})
+    pipeline = Pipeline(
+        (
+            PassStep("iree-preprocessing-convert-conv-to-channels-last", (("tiling-factor", "8"),)),
+            PassStep("iree-preprocessing-pad-linalg-ops", (("pad-size", "16"),)),
+        ),
+        (("data-tiling", "on+ukernels"),),
+    )
+    study = optuna.create_study()
+    study.enqueue_trial(pipeline_params(pipeline, space))
+    assert sample_pipeline(study.ask(), space) == pipeline
+    moves = neighbours(pipeline, space)
+    assert moves and all(not space.problems(p) for p in moves)
+    swapped = Pipeline(pipeline.passes[::-1], pipeline.choices)
+    assert swapped in moves and Pipeline(pipeline.passes) in moves
+
+
+def test_search_measures_proposals_then_searches(tmp_path):
+    evaluator = _evaluator(MATMUL, tmp_path, {"matmul"})
+    fixed, _ = flag_candidates({"matmul"})
+    request = PipelineRequest(evaluator.space, tuple(fixed), {"matmul": 1.0})
+    proposals = list(HeuristicProposer().propose_pipelines(request).pipelines)
+    assert proposals[0] == (Pipeline(), "heuristic") and len(proposals) == len(fixed)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    result = search_pipelines(
+        evaluator, proposals, storage, study_name="p", trials=len(proposals) + 3, patience=10, seed=0, min_gain=0.05
+    )
+    sources = [t.source for t in result.tried]
+    assert sources[: len(proposals)] == ["heuristic"] * len(proposals)
+    assert {"search", "search:local"} & set(sources[len(proposals) :])
+    assert len({t.pipeline for t in result.tried}) == len(result.tried)
+    statuses = {t.result.status for t in result.tried}
+    assert statuses <= {"ok", "compile_error", "wrong_result", "run_error", "compile_timeout"}
+    assert result.ranked() and all(t.result.ratio > 0 for t in result.ranked())
+    # A second run of the study adds nothing: the budget is met and persisted.
+    again = search_pipelines(
+        evaluator, proposals, storage, study_name="p", trials=len(proposals) + 3, patience=10, seed=0, min_gain=0.05
+    )
+    assert [t.pipeline for t in again.tried] == [t.pipeline for t in result.tried]
+
+
+def _pipeline_trials(url):
+    return [
+        t
+        for name, t in counted_trials(url)
+        if ":pipelines:" in name
+        and t.user_attrs.get("status") not in FREE_STATUSES
+        and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    ]
+
+
+def test_pipeline_search_resumes_after_kill_9(tmp_path):
+    budget = 9
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"name: pipes\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: mlir, path: {MATMUL[0]}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+        "budget: {trials_per_dispatch: 2, confirm_rounds: 2}\n"
+        f"search: {{seed: 0, tune_model_flags: true, pipeline_trials: {budget}, pipeline_patience: 20}}\n"
+    )
+    url = f"sqlite:///{tmp_path / 'reports' / 'pipes' / 'study.db'}"
+    cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+    for _ in range(1200):
+        time.sleep(0.25)
+        assert job.poll() is None, f"the job finished before it could be killed: {errors.read_text()[-2000:]}"
+        try:
+            if len(_pipeline_trials(url)) >= 3:
+                break
+        except Exception:  # the database may not exist yet
+            continue
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    before = _pipeline_trials(url)
+    assert 3 <= len(before) < budget
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    after = _pipeline_trials(url)
+    assert len(after) == budget
+    assert {t.number for t in before} <= {t.number for t in after}
+    assert not [t for _, t in counted_trials(url) if t.state == optuna.trial.TrialState.RUNNING]
+    pipelines = [t.user_attrs["pipeline"] for t in after]
+    assert len(set(pipelines)) == len(pipelines)  # nothing measured twice
+    summary = json.loads((tmp_path / "reports" / "pipes" / "summary.json").read_text())
+    search = summary["pipeline_search"]
+    assert search["measured"] == budget and len(search["tried"]) >= budget
+    names = {row["name"] for row in summary["flag_candidates"]}
+    assert {"default", "data-tiling"} <= names
+    assert set(search["carried"]) <= names
+    report = (tmp_path / "reports" / "pipes" / "report.md").read_text()
+    assert "## Pipeline search" in report

@@ -1,0 +1,176 @@
+"""The pipeline space (spaces/pipelines.yaml), checked against the installed IREE."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+
+import yaml
+
+from .. import iree
+from ..errors import SpaceError
+from ..spaces import SPACES_DIR
+from ._pipeline import PIPELINE_FLAG, Pipeline, PipelineError, passes_of_flags
+
+log = logging.getLogger("schedtune")
+
+NO_OPTION = "none"  # an option value meaning "leave the option out"
+OFF = "off"  # the first choice of every flag group
+
+
+@dataclasses.dataclass(frozen=True)
+class PassSpec:
+    name: str
+    when_any: frozenset[str] = frozenset()
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # option -> legal values
+    note: str = ""
+
+    @property
+    def short(self) -> str:
+        return self.name.removeprefix("iree-")
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagGroup:
+    name: str
+    choices: tuple[tuple[str, tuple[str, ...]], ...]  # choice -> flags; the first is "off"
+    when_any: frozenset[str] = frozenset()
+
+    def flags(self, choice: str) -> tuple[str, ...]:
+        return dict(self.choices)[choice]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSpace:
+    passes: tuple[PassSpec, ...]
+    groups: tuple[FlagGroup, ...]
+    max_length: int
+
+    def pass_spec(self, name: str) -> PassSpec | None:
+        return next((p for p in self.passes if p.name == name), None)
+
+    def for_families(self, families: set[str]) -> PipelineSpace:
+        """The passes and flag groups that can act on a model with these op families."""
+        return dataclasses.replace(
+            self,
+            passes=tuple(p for p in self.passes if not p.when_any or p.when_any & families),
+            groups=tuple(g for g in self.groups if not g.when_any or g.when_any & families),
+        )
+
+    def problems(self, pipeline: Pipeline) -> list[str]:
+        """Why `pipeline` is not a point of this space (empty: it is)."""
+        out = []
+        if len(pipeline.passes) > self.max_length:
+            out.append(f"{len(pipeline.passes)} passes, at most {self.max_length}")
+        names = [p.name for p in pipeline.passes]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            out.append(f"{name} appears twice")
+        for step in pipeline.passes:
+            spec = self.pass_spec(step.name)
+            if spec is None:
+                out.append(f"unknown pass {step.name} (allowed: {', '.join(p.name for p in self.passes)})")
+                continue
+            legal = dict(spec.options)
+            for option, value in step.options:
+                if option not in legal:
+                    out.append(f"{step.name} has no option {option} (options: {', '.join(legal) or 'none'})")
+                elif value not in legal[option] or value == NO_OPTION:
+                    out.append(f"{step.name}{{{option}={value}}}: value not in {list(legal[option])}")
+        groups = {g.name: g for g in self.groups}
+        for group, choice in pipeline.choices:
+            if group not in groups:
+                out.append(f"unknown flag group {group} (groups: {', '.join(groups) or 'none'})")
+            elif choice not in dict(groups[group].choices):
+                out.append(f"flag group {group}: unknown choice {choice} ({', '.join(dict(groups[group].choices))})")
+        return out
+
+    def flags(self, pipeline: Pipeline) -> list[str]:
+        """The iree-compile flags of `pipeline` (a user pipeline's passes need not be in the space)."""
+        out = []
+        groups = {g.name: g for g in self.groups}
+        for group, choice in pipeline.choices:
+            out += groups[group].flags(choice)
+        text = pipeline.text()
+        if text:
+            out.append(PIPELINE_FLAG + text)
+        return out
+
+    def from_flags(self, flags: tuple[str, ...] | list[str]) -> Pipeline | None:
+        """The point of this space a flag list is (a fixed flag candidate), None if it is none."""
+        try:
+            passes, rest = passes_of_flags(flags)
+        except PipelineError:
+            return None
+        choices = []
+        remaining = list(rest)
+        # Longest choices first: data-tiling+ukernels before data-tiling alone.
+        for group in self.groups:
+            for choice, group_flags in sorted(group.choices, key=lambda c: -len(c[1])):
+                if group_flags and all(f in remaining for f in group_flags):
+                    choices.append((group.name, choice))
+                    for f in group_flags:
+                        remaining.remove(f)
+                    break
+        if remaining:
+            return None
+        pipeline = Pipeline(passes, tuple(choices))
+        return pipeline if not self.problems(pipeline) else None
+
+
+def _installed(data: dict, path: pathlib.Path) -> tuple[list[PassSpec], list[str]]:
+    """The space's passes that the installed iree-opt has, and warnings for the rest."""
+    registered = iree.registered_passes()
+    passes, warnings = [], []
+    for item in data.get("passes", []):
+        name = item["name"]
+        if name not in registered:
+            warnings.append(f"{path.name}: {name} is not in the installed IREE: left out")
+            continue
+        options = []
+        for option, values in (item.get("options") or {}).items():
+            if option not in registered[name]:
+                warnings.append(f"{path.name}: {name} has no option {option} in the installed IREE: left out")
+                continue
+            options.append((str(option), tuple(str(v) for v in values)))
+        passes.append(PassSpec(name, frozenset(item.get("when_any", [])), tuple(options), item.get("note", "")))
+    return passes, warnings
+
+
+def load_pipeline_space(folder: pathlib.Path = SPACES_DIR) -> PipelineSpace:
+    path = folder / "pipelines.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+        passes, warnings = _installed(data, path)
+        groups = []
+        for item in data.get("global_flags", []):
+            choices = tuple((str(c), tuple(f)) for c, f in item["choices"].items())
+            if not choices or choices[0][0] != OFF or choices[0][1]:
+                raise SpaceError(f"{path}: flag group {item['name']}: the first choice must be off: []")
+            groups.append(FlagGroup(item["name"], choices, frozenset(item.get("when_any", []))))
+        space = PipelineSpace(tuple(passes), tuple(groups), int(data.get("max_length", 3)))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise SpaceError(f"{path}: malformed pipeline space ({exc})") from None
+    for warning in warnings:
+        log.warning(warning)
+    return space
+
+
+def pipeline_error(space: PipelineSpace, pipeline: Pipeline, *, strict: bool = True) -> str | None:
+    """Why `pipeline` cannot be compiled, in one line, before any compile: outside the space
+    (with `strict`), or not parsed by iree-opt (unknown pass or option, bad value)."""
+    if strict:
+        problems = space.problems(pipeline)
+        if problems:
+            return "; ".join(problems)
+    else:
+        groups = {g.name for g in space.groups}
+        unknown = [g for g, _ in pipeline.choices if g not in groups]
+        if unknown:
+            return f"unknown flag group {unknown[0]}"
+    text = pipeline.text()
+    if text:
+        error = iree.pass_pipeline_error(text)
+        if error:
+            return f"iree-opt rejects {text}: {error}"
+    return None
