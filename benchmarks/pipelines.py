@@ -131,7 +131,8 @@ def main() -> int:
                 if not row:
                     return "-"
                 head = heads.get(row["name"], {})
-                return f"{row['name']} ({row['note']}) {head.get('speedup', 0):.3f}x spread {100 * head.get('spread', 0):.0f}%"
+                what = f"{row['name']} ({row['note']})" if row["name"].startswith("searched-") else row["name"]
+                return f"{what} {head.get('speedup', 0):.3f}x spread {100 * head.get('spread', 0):.0f}%"
 
             lines.append(
                 f"{result['job']}: best fixed {cell(fixed)} | best searched {cell(searched) if searched else 'none faster'}"

@@ -137,6 +137,9 @@ def test_encoding_round_trips_and_neighbours_are_legal():
     assert sample_pipeline(study.ask(), space) == pipeline
     moves = neighbours(pipeline, space)
     assert moves and all(not space.problems(p) for p in moves)
+    for move in moves:  # every local move can be enqueued and reads back as itself
+        study.enqueue_trial(pipeline_params(move, space))
+        assert sample_pipeline(study.ask(), space) == move
     swapped = Pipeline(pipeline.passes[::-1], pipeline.choices)
     assert swapped in moves and Pipeline(pipeline.passes) in moves
 

@@ -17,12 +17,11 @@ import optuna
 from . import iree
 from .config import JobConfig
 from .dispatches import Analysis, analyze_model, find_targets
-from .errors import ConfigError
 from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
 from .export import Contender, carry_winners, confirm, decide_export, select_winners, write_exports
 from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
-from .pipelines import Pipeline, load_pipeline_space, parse_passes, pipeline_error
+from .pipelines import load_pipeline_space, pipeline_error, user_pipelines
 from .proposers import HeuristicProposer, PipelineRequest, Proposer
 from .report import BuildRun, JobSummary, dispatch_rows, machine_fields, progress_display, untuned_rows, write_report
 from .search import (
@@ -115,19 +114,6 @@ class _ModelLevel:
     pipeline_search: dict | None = None  # what the pipeline search tried (summary.json)
 
 
-def user_pipelines(job: JobConfig) -> list[Pipeline]:
-    """The job's own pipelines, each checked by iree-opt: a bad one stops the job before any compile."""
-    space = load_pipeline_space()
-    out = []
-    for i, text in enumerate(job.search.pipelines):
-        pipeline = Pipeline(parse_passes(text))
-        error = pipeline_error(space, pipeline, strict=False)
-        if error:
-            raise ConfigError(f"search.pipelines[{i}]: {error}")
-        out.append(pipeline)
-    return out
-
-
 def _search_pipelines(
     ctx: _Context, default: Analysis, fixed: list[FlagCandidate], min_gain: float, proposer: Proposer
 ) -> tuple[list[FlagCandidate], dict | None]:
@@ -136,7 +122,7 @@ def _search_pipelines(
     Returns the best searched pipelines and the job's own as flag candidates, to be measured
     side by side with today's fixed sets."""
     search = ctx.job.search
-    own = user_pipelines(ctx.job)
+    own = user_pipelines(ctx.job.search.pipelines)
     if search.pipeline_trials == 0 and not own:
         return [], None
     space = load_pipeline_space().for_families(default.families)
@@ -319,7 +305,7 @@ def run_job(
     start = time.monotonic()
     compiles_at_start = iree.compiles_so_far()
     if job.search.tune_model_flags:
-        user_pipelines(job)  # a bad pipeline of the job's own fails before any work
+        user_pipelines(job.search.pipelines)  # a bad pipeline of the job's own fails before any work
     ctx = _prepare(job, max_minutes, start)
     runs: list[tuple[BuildRun, Evaluator]] = []
     with contextlib.ExitStack() as stack, progress_display(quiet) as progress:

@@ -6,7 +6,16 @@ ignores a pipeline it cannot parse and still exits 0.
 """
 
 from ._pipeline import PIPELINE_FLAG, PassStep, Pipeline, PipelineError, parse_passes, passes_of_flags
-from ._space import NO_OPTION, OFF, FlagGroup, PassSpec, PipelineSpace, load_pipeline_space, pipeline_error
+from ._space import (
+    NO_OPTION,
+    OFF,
+    FlagGroup,
+    PassSpec,
+    PipelineSpace,
+    load_pipeline_space,
+    pipeline_error,
+    user_pipelines,
+)
 
 __all__ = [
     "NO_OPTION",
@@ -22,4 +31,5 @@ __all__ = [
     "parse_passes",
     "passes_of_flags",
     "pipeline_error",
+    "user_pipelines",
 ]

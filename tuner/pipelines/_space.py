@@ -9,9 +9,9 @@ import pathlib
 import yaml
 
 from .. import iree
-from ..errors import SpaceError
+from ..errors import ConfigError, SpaceError
 from ..spaces import SPACES_DIR
-from ._pipeline import PIPELINE_FLAG, Pipeline, PipelineError, passes_of_flags
+from ._pipeline import PIPELINE_FLAG, Pipeline, PipelineError, parse_passes, passes_of_flags
 
 log = logging.getLogger("schedtune")
 
@@ -174,3 +174,20 @@ def pipeline_error(space: PipelineSpace, pipeline: Pipeline, *, strict: bool = T
         if error:
             return f"iree-opt rejects {text}: {error}"
     return None
+
+
+def user_pipelines(texts: tuple[str, ...] | list[str]) -> list[Pipeline]:
+    """A job's own pipelines (`search.pipelines`), each checked by iree-opt; the first bad one
+    raises a one-line `ConfigError` before anything is compiled."""
+    space = load_pipeline_space()
+    out = []
+    for i, text in enumerate(texts):
+        try:
+            pipeline = Pipeline(parse_passes(text))
+        except PipelineError as exc:
+            raise ConfigError(f"search.pipelines[{i}]: {exc}") from None
+        error = pipeline_error(space, pipeline, strict=False)
+        if error:
+            raise ConfigError(f"search.pipelines[{i}]: {error}")
+        out.append(pipeline)
+    return out

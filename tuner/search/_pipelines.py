@@ -167,8 +167,10 @@ def pipeline_params(pipeline: Pipeline, space: PipelineSpace) -> dict:
     for step in pipeline.passes:
         spec = space.pass_spec(step.name)
         given = dict(step.options)
-        for option, _values in spec.options if spec else ():
-            params[f"opt:{step.name}:{option}"] = given.get(option, NO_OPTION)
+        for option, values in spec.options if spec else ():
+            # An option left out is "none" where the space allows that, else IREE's default,
+            # which the space lists first.
+            params[f"opt:{step.name}:{option}"] = given.get(option, NO_OPTION if NO_OPTION in values else values[0])
     return params
 
 
@@ -197,7 +199,7 @@ def sample_pipeline(trial: optuna.Trial, space: PipelineSpace) -> Pipeline:
 
 
 def neighbours(pipeline: Pipeline, space: PipelineSpace) -> list[Pipeline]:
-    """Pipelines one move away: a pass added (anywhere, options left out), removed, or
+    """Pipelines one move away: a pass added (anywhere), removed, or
     swapped with its successor; one option or flag group changed."""
     out: list[Pipeline] = []
     passes = list(pipeline.passes)
@@ -205,10 +207,10 @@ def neighbours(pipeline: Pipeline, space: PipelineSpace) -> list[Pipeline]:
     if len(passes) < space.max_length:
         for spec in space.passes:
             if spec.name not in present:
+                # Options at the space's first value: "none" (left out) or IREE's default.
+                added = PassStep(spec.name, tuple((o, v[0]) for o, v in spec.options if v[0] != NO_OPTION))
                 for at in range(len(passes) + 1):
-                    out.append(
-                        dataclasses.replace(pipeline, passes=tuple(passes[:at] + [PassStep(spec.name)] + passes[at:]))
-                    )
+                    out.append(dataclasses.replace(pipeline, passes=tuple(passes[:at] + [added] + passes[at:])))
     for at in range(len(passes)):
         out.append(dataclasses.replace(pipeline, passes=tuple(passes[:at] + passes[at + 1 :])))
         if at + 1 < len(passes):

@@ -126,8 +126,10 @@ class LLMProposer(Proposer):
         max_skeletons: int = 3,
         unavailable: str = "",
         server: LocalServer | None = None,
+        seed: int = 0,
     ) -> None:
         self.client = client
+        self.seed = seed  # added to every call's sampling seed (repeated measurements)
         self.storage = storage
         self.repair_rounds = repair_rounds
         self.max_skeletons = max_skeletons
@@ -214,7 +216,7 @@ class LLMProposer(Proposer):
 
     def _call(self, messages, schema, round_: int, record: CallRecord, parse):
         """One completion, its costs recorded, parsed: (valid items, errors by item)."""
-        completion = self.client.complete(messages, schema, seed=round_)
+        completion = self.client.complete(messages, schema, seed=self.seed + round_)
         record.calls += 1
         record.cached_calls += int(completion.cached)
         if round_ == 0:
