@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import pathlib
 import sys
@@ -76,7 +77,7 @@ def model_level(config: pathlib.Path, out: pathlib.Path, trials: int, patience: 
     return result
 
 
-def order(config: pathlib.Path, out: pathlib.Path, first: str, second: str) -> dict:
+def order(config: pathlib.Path, out: pathlib.Path, first: str, second: str, rounds: int) -> dict:
     job = load_config(config, output_override=str(out))
     ctx = stages._prepare(job, None, time.monotonic())
     space = load_pipeline_space()
@@ -92,7 +93,12 @@ def order(config: pathlib.Path, out: pathlib.Path, first: str, second: str) -> d
         if error:
             raise SystemExit(error)
         candidates.append(FlagCandidate(name, tuple(space.flags(pipeline))))
-    decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, rounds=7)
+    decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, rounds=rounds)
+    # Whether the two orders build different programs at all: the executables' names and sizes.
+    for row in decision.rows:
+        vmfb = ctx.base.workdir / "flags" / f"{row['name']}.vmfb"
+        if vmfb.exists():
+            row["vmfb_sha256"] = hashlib.sha256(vmfb.read_bytes()).hexdigest()[:12]
     result = {"job": job.name, "A": first, "B": second, "rows": decision.rows}
     (out / f"{job.name}_order.json").write_text(json.dumps(result, indent=2))
     return result
@@ -113,9 +119,9 @@ def main() -> int:
     for config in args.configs:
         config = pathlib.Path(config).resolve()
         if args.order:
-            result = order(config, out, *args.order)
+            result = order(config, out, *args.order, args.rounds)
             cells = [
-                f"{r['name']} {r['speedup']:.3f}x (spread {100 * r['spread']:.0f}%)"
+                f"{r['name']} {r['speedup']:.3f}x (spread {100 * r['spread']:.0f}%, build {r.get('vmfb_sha256', '?')})"
                 if r.get("speedup")
                 else f"{r['name']} {r['status']}"
                 for r in result["rows"]

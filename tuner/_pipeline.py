@@ -126,7 +126,7 @@ def _search_pipelines(
     if search.pipeline_trials == 0 and not own:
         return [], None
     space = load_pipeline_space().for_families(default.families)
-    study_name = f"{ctx.job.name}:pipelines:{ctx.base.build_key()[:8]}"
+    study_name = f"{ctx.job.name}:pipelines:{ctx.base.build_key()[:8]}:{space.digest}"
     request = PipelineRequest(
         space,
         tuple(fixed),

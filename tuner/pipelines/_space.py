@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import pathlib
 
@@ -46,6 +48,18 @@ class PipelineSpace:
     passes: tuple[PassSpec, ...]
     groups: tuple[FlagGroup, ...]
     max_length: int
+
+    @property
+    def digest(self) -> str:
+        """Changes with the space: a study's parameters are fixed by the space it began with."""
+        canonical = json.dumps(
+            {
+                "passes": [[p.name, sorted(p.when_any), p.options] for p in self.passes],
+                "groups": [[g.name, sorted(g.when_any), g.choices] for g in self.groups],
+                "max_length": self.max_length,
+            }
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
     def pass_spec(self, name: str) -> PassSpec | None:
         return next((p for p in self.passes if p.name == name), None)
