@@ -8,6 +8,12 @@ searched pipeline, each against IREE's default in that same interleaved run.
     python benchmarks/pipelines.py --configs configs/cnn.yaml configs/mobilenet.yaml \
         --output /tmp/pipes --trials 16
 
+With `--tune`, instead runs the whole job twice, one run after the other with separate
+storages: with the pipeline search (`--trials`) and without it (`pipeline_trials: 0`, the
+fixed flag sets only), and prints each run's end-to-end result and what it shipped.
+
+    python benchmarks/pipelines.py --configs configs/mobilenet.yaml --output /tmp/full --tune
+
 With `--order A B`, instead builds the passes A,B and B,A (and each alone) on each model and
 times them interleaved against the default: does the order of two passes matter?
 
@@ -22,8 +28,11 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import subprocess
 import sys
 import time
+
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -104,6 +113,43 @@ def order(config: pathlib.Path, out: pathlib.Path, first: str, second: str, roun
     return result
 
 
+def tune_both(config: pathlib.Path, out: pathlib.Path, trials: int) -> dict:
+    """The whole job with and without the pipeline search; each run's summary.json fields."""
+    raw = yaml.safe_load(config.read_text())
+    for key in ("factory", "path"):
+        if raw["model"].get(key):
+            path, sep, rest = raw["model"][key].partition(":")
+            raw["model"][key] = f"{(config.parent / path).resolve()}{sep}{rest}"
+    raw.pop("storage", None)
+    raw["output"] = str(out)
+    runs = {}
+    for arm, count in (("searched", trials), ("fixed", 0)):
+        job = dict(raw, name=f"{raw['name']}_{arm}")
+        job["search"] = {**raw.get("search", {}), "pipeline_trials": count, "tune_model_flags": True}
+        path = out / f"{job['name']}.yaml"
+        path.write_text(yaml.safe_dump(job))
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "tuner.cli", "--config", str(path), "--quiet"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"{job['name']}: tune failed: {proc.stderr.strip().splitlines()[-1:]}")
+        summary = json.loads((out / job["name"] / "summary.json").read_text())
+        e2e = summary["end_to_end"]
+        runs[arm] = {
+            "seconds": time.monotonic() - start,
+            "shipped": summary["shipped"],
+            "tuned_flags": summary["tuned_flags"],
+            "speedup": e2e["speedup"],
+            "range": [e2e["speedup_min"], e2e["speedup_max"]],
+            "contenders": summary["export"].get("contenders", []),
+        }
+    return {"job": raw["name"], **runs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", required=True)
@@ -111,6 +157,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--patience", type=int, default=8)
     parser.add_argument("--order", nargs=2, metavar=("A", "B"))
+    parser.add_argument("--tune", action="store_true", help="whole jobs with and without the pipeline search")
     parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds of the final comparison")
     args = parser.parse_args()
     out = pathlib.Path(args.output).resolve()
@@ -118,7 +165,18 @@ def main() -> int:
     lines = []
     for config in args.configs:
         config = pathlib.Path(config).resolve()
-        if args.order:
+        if args.tune:
+            result = tune_both(config, out, args.trials)
+            lines.append(
+                f"{result['job']}: "
+                + "; ".join(
+                    f"{arm} {r['speedup']:.3f}x (rounds {r['range'][0]:.2f}-{r['range'][1]:.2f}) shipped {r['shipped']}"
+                    f" {' '.join(r['tuned_flags']) or '(no flags)'}, {r['seconds']:.0f} s"
+                    for arm, r in ((a, result[a]) for a in ("searched", "fixed"))
+                )
+            )
+            (out / f"{result['job']}_tune.json").write_text(json.dumps(result, indent=2))
+        elif args.order:
             result = order(config, out, *args.order, args.rounds)
             cells = [
                 f"{r['name']} {r['speedup']:.3f}x (spread {100 * r['spread']:.0f}%, build {r.get('vmfb_sha256', '?')})"

@@ -225,8 +225,11 @@ def test_pipeline_repair_round_feeds_back_the_error(tmp_path):
     assert (record.raw_valid, record.valid_after_repair, record.repair_rounds) == (0, 1, 1)
     assert "pad-size=7}: value not in" in fake.requests[1]["messages"][-1]["content"]
     schema = fake.requests[0]["response_format"]["schema"]
-    names = schema["properties"]["pipelines"]["items"]["properties"]["passes"]["items"]["properties"]["name"]["enum"]
-    assert names == [p.name for p in space.passes]
+    steps = schema["properties"]["pipelines"]["items"]["properties"]["passes"]["items"]["anyOf"]
+    assert [s["properties"]["name"]["enum"] for s in steps] == [[p.name] for p in space.passes]
+    for step, spec in zip(steps, space.passes):  # each pass carries its own options only
+        options = step["properties"].get("options", {}).get("properties", {})
+        assert set(options) == {o for o, _ in spec.options}
     llm = [p for p, source in proposal.pipelines if source == "llm"]
     assert [p.describe() for p in llm] == ["preprocessing-transpose-matmul-pass{input=rhs} + data-tiling=on"]
     assert [s for _, s in proposal.pipelines][: len(fixed)] == ["heuristic"] * len(fixed)

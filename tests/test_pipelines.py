@@ -185,7 +185,8 @@ def test_pipeline_search_resumes_after_kill_9(tmp_path):
         f"name: pipes\noutput: {tmp_path / 'reports'}\n"
         f"model: {{format: mlir, path: {MATMUL[0]}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
         "budget: {trials_per_dispatch: 2, confirm_rounds: 2}\n"
-        f"search: {{seed: 0, tune_model_flags: true, pipeline_trials: {budget}, pipeline_patience: 20}}\n"
+        f"search: {{seed: 0, tune_model_flags: true, pipeline_trials: {budget}, pipeline_patience: 20,\n"
+        "  pipelines: ['iree-preprocessing-transpose-matmul-pass{input=rhs}']}\n"
     )
     url = f"sqlite:///{tmp_path / 'reports' / 'pipes' / 'study.db'}"
     cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
@@ -217,7 +218,8 @@ def test_pipeline_search_resumes_after_kill_9(tmp_path):
     search = summary["pipeline_search"]
     assert search["measured"] == budget and len(search["tried"]) >= budget
     names = {row["name"] for row in summary["flag_candidates"]}
-    assert {"default", "data-tiling"} <= names
+    assert {"default", "data-tiling", "user-1"} <= names  # the job's own pipeline is measured beside the fixed sets
+    assert "user" in {row["source"] for row in search["tried"]}
     assert set(search["carried"]) <= names
     report = (tmp_path / "reports" / "pipes" / "report.md").read_text()
     assert "## Pipeline search" in report

@@ -23,23 +23,18 @@ SYSTEM = (
 
 def pipeline_schema(request: PipelineRequest, max_pipelines: int = MAX_PIPELINES) -> dict[str, Any]:
     space = request.space
-    options: dict[str, Any] = {}
+    # One step schema per pass, with that pass's own options only: a single schema for all
+    # passes let a small model hang one pass's option on another.
+    steps = []
     for spec in space.passes:
-        for option, values in spec.options:
-            legal = [v for v in values if v != NO_OPTION]
-            options[option] = {
-                "type": "string",
-                "enum": sorted(set(options.get(option, {}).get("enum", [])) | set(legal)),
-            }
-    step = {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "enum": [p.name for p in space.passes]},
-            "options": {"type": "object", "properties": options, "additionalProperties": False},
-        },
-        "required": ["name"],
-        "additionalProperties": False,
-    }
+        options = {
+            option: {"type": "string", "enum": [v for v in values if v != NO_OPTION]} for option, values in spec.options
+        }
+        properties: dict[str, Any] = {"name": {"type": "string", "enum": [spec.name]}}
+        if options:
+            properties["options"] = {"type": "object", "properties": options, "additionalProperties": False}
+        steps.append({"type": "object", "properties": properties, "required": ["name"], "additionalProperties": False})
+    step = {"anyOf": steps} if len(steps) > 1 else (steps[0] if steps else {"type": "object"})
     flags = {g.name: {"type": "string", "enum": [c for c, _ in g.choices]} for g in space.groups}
     item = {
         "type": "object",
