@@ -72,6 +72,21 @@ class PipelineSpace:
             groups=tuple(g for g in self.groups if not g.when_any or g.when_any & families),
         )
 
+    def completed(self, pipeline: Pipeline) -> Pipeline:
+        """`pipeline` with every option the space cannot leave out (no "none" among its values)
+        set to its first value where it was not given: what the search encodes and builds."""
+        steps = []
+        for step in pipeline.passes:
+            spec = self.pass_spec(step.name)
+            given = dict(step.options)
+            extra = tuple(
+                (option, values[0])
+                for option, values in (spec.options if spec else ())
+                if option not in given and NO_OPTION not in values
+            )
+            steps.append(dataclasses.replace(step, options=step.options + extra))
+        return dataclasses.replace(pipeline, passes=tuple(steps))
+
     def problems(self, pipeline: Pipeline) -> list[str]:
         """Why `pipeline` is not a point of this space (empty: it is)."""
         out = []

@@ -98,7 +98,7 @@ def parse_pipelines(text: str, request: PipelineRequest) -> tuple[list[Pipeline]
     for i, item in enumerate(items):
         label = f"pipeline {i}"
         try:
-            pipeline = Pipeline.from_json(item)
+            pipeline = request.space.completed(Pipeline.from_json(item))
         except (PipelineError, KeyError, TypeError) as exc:
             errors[label] = [f"malformed: {exc}"]
             continue
