@@ -41,6 +41,11 @@ def test_space_is_what_the_installed_iree_has(caplog):
     assert "not in the installed IREE" not in caplog.text
     registered = iree.registered_passes()
     for spec in space.passes:
+        if spec.template:  # a script: run by the transform interpreter, parsed by iree-opt
+            assert "iree-preprocessing-transform-interpreter" in registered
+            values = {o: v[-1] for o, v in spec.options}
+            assert iree.pass_pipeline_error(space.text(Pipeline((PassStep(spec.name, tuple(values.items())),)))) is None
+            continue
         assert spec.name in registered
         assert {o for o, _ in spec.options} <= registered[spec.name]
     # Today's fixed flag sets are all points of the space, so they are the search's baselines.
@@ -223,3 +228,44 @@ def test_pipeline_search_resumes_after_kill_9(tmp_path):
     assert set(search["carried"]) <= names
     report = (tmp_path / "reports" / "pipes" / "report.md").read_text()
     assert "## Pipeline search" in report
+
+
+def test_script_step_pads_the_rgb_stem_so_channels_last_can_block_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
+    evaluator = _evaluator(RGB_STEM, tmp_path, {"conv2d"})
+    padded = Pipeline(
+        (
+            PassStep("script:pad-conv-input-channels", (("multiple", "8"),)),
+            PassStep("iree-preprocessing-convert-conv-to-channels-last", (("tiling-factor", "8"),)),
+        )
+    )
+    assert pipeline_error(evaluator.space, padded) is None
+    flags = evaluator.space.flags(padded)
+    assert "iree-preprocessing-transform-interpreter{transform-spec-path=" in flags[0]
+    scripts = list((tmp_path / "scripts" / "schedtune-scripts").glob("pad-conv-input-channels-*.mlir"))
+    assert len(scripts) == 1 and "pad_to_multiple_of [8]" in scripts[0].read_text()
+    result = evaluator.evaluate(padded)  # channels-last{tiling-factor=8} alone fails on 3 channels
+    assert result.status == "ok", result.error
+
+    # Exported flags point at a copy next to the report, not at the temporary file.
+    from tuner.export import write_exports
+
+    class Confirmed:
+        spec_text = "module {}\n"
+
+    written = write_exports(tmp_path / "report", Confirmed(), flags)
+    copy = tmp_path / "report" / "pipeline_scripts" / scripts[0].name
+    assert copy.read_text() == scripts[0].read_text()
+    assert written == [flags[0].replace(str(scripts[0]), str(copy.resolve()))]
+    assert (tmp_path / "report" / "compile_flags.txt").read_text().split() == written
+
+
+def test_script_that_computes_the_wrong_thing_is_wrong_result(tmp_path):
+    """A transform script of the user's own that pads the reduction with ones, not zeros."""
+    script = tmp_path / "pad_with_ones.mlir"
+    template = (load_pipeline_space().pass_spec("script:pad-conv-input-channels")).template
+    script.write_text(template.replace("{{multiple}}", "8").replace("0.0 : f32, 0.0 : f32", "1.0 : f32, 1.0 : f32"))
+    evaluator = _evaluator(RGB_STEM, tmp_path, {"conv2d"})
+    wrong = Pipeline(parse_passes(f"iree-preprocessing-transform-interpreter{{transform-spec-path={script}}}"))
+    assert pipeline_error(evaluator.space, wrong, strict=False) is None
+    assert evaluator.evaluate(wrong, strict=False).status == "wrong_result"

@@ -353,7 +353,7 @@ def run_job(
     )
     for contender in contenders:
         log.info("end to end: %s %.2fx", contender.name, contender.speedup)
-    write_exports(job.report_dir, decision.shipped.confirmation, decision.shipped.flags)
+    exported_flags = write_exports(job.report_dir, decision.shipped.confirmation, decision.shipped.flags)
     llm_stats = proposer.write_records(job.report_dir)
 
     build_runs = [run for run, _ in runs]
@@ -369,7 +369,7 @@ def run_job(
         inputs=list(job.model.inputs),
         input_files=[str(p) for p in ctx.base.inputs],
         default_flags=ctx.target_flags,
-        tuned_flags=decision.shipped.flags,
+        tuned_flags=exported_flags,
         shipped=decision.shipped.name,
         flag_candidates=level.flag_rows,
         tuning_plan=dataclasses.asdict(level.plan) if level.plan else None,

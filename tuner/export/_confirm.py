@@ -17,6 +17,7 @@ from collections.abc import Callable
 from .. import iree
 from ..dispatches import TuningTarget
 from ..evaluation import Cache, ModelContext, TrialStatus, cache_key
+from ..pipelines import with_scripts_in
 from ..spec import CompilationConfig, render_spec
 
 log = logging.getLogger("schedtune")
@@ -251,12 +252,11 @@ def confirm(
     return result
 
 
-def write_exports(
-    folder: pathlib.Path, confirmation: Confirmation, tuned_flags: list[str]
-) -> tuple[pathlib.Path, pathlib.Path]:
+def write_exports(folder: pathlib.Path, confirmation: Confirmation, tuned_flags: list[str]) -> list[str]:
+    """Write the spec and the flags (any transform script a pipeline names copied next to
+    them); returns the flags as written."""
     folder.mkdir(parents=True, exist_ok=True)
-    spec = folder / "tuning_spec.mlir"
-    spec.write_text(confirmation.spec_text)
-    flags = folder / "compile_flags.txt"
-    flags.write_text("".join(f"{f}\n" for f in tuned_flags))
-    return spec, flags
+    (folder / "tuning_spec.mlir").write_text(confirmation.spec_text)
+    flags = with_scripts_in(tuned_flags, folder / "pipeline_scripts")
+    (folder / "compile_flags.txt").write_text("".join(f"{f}\n" for f in flags))
+    return flags

@@ -5,7 +5,15 @@ pipeline is validated (space, then iree-opt) before any compile, because iree-co
 ignores a pipeline it cannot parse and still exits 0.
 """
 
-from ._pipeline import PIPELINE_FLAG, PassStep, Pipeline, PipelineError, parse_passes, passes_of_flags
+from ._pipeline import (
+    PIPELINE_FLAG,
+    PassStep,
+    Pipeline,
+    PipelineError,
+    parse_passes,
+    passes_of_flags,
+    with_scripts_in,
+)
 from ._space import (
     NO_OPTION,
     OFF,
@@ -32,4 +40,5 @@ __all__ = [
     "passes_of_flags",
     "pipeline_error",
     "user_pipelines",
+    "with_scripts_in",
 ]

@@ -4,6 +4,8 @@ plus one choice per global flag group, and its textual form for iree-compile."""
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+import shutil
 from typing import Any
 
 from ..errors import SchedtuneError
@@ -54,7 +56,7 @@ class Pipeline:
         """The textual pass pipeline, or None when there is no pass."""
         if not self.passes:
             return None
-        return f"builtin.module({ANCHOR}({', '.join(p.render() for p in self.passes)}))"
+        return f"builtin.module({ANCHOR}({','.join(p.render() for p in self.passes)}))"
 
     def describe(self) -> str:
         parts = [" > ".join(p.render().removeprefix("iree-") for p in self.passes)] if self.passes else []
@@ -140,3 +142,26 @@ def passes_of_flags(flags: tuple[str, ...] | list[str]) -> tuple[tuple[PassStep,
         else:
             rest.append(flag)
     return passes, rest
+
+
+def with_scripts_in(flags: list[str], folder: pathlib.Path) -> list[str]:
+    """`flags` with every transform script a pipeline names copied into `folder` and the
+    flag pointing at the copy: exported flags must not depend on a temporary file."""
+    out = []
+    for flag in flags:
+        if not flag.startswith(PIPELINE_FLAG):
+            out.append(flag)
+            continue
+        steps = []
+        for step in parse_passes(flag[len(PIPELINE_FLAG) :]):
+            options = []
+            for option, value in step.options:
+                if option == "transform-spec-path" and pathlib.Path(value).is_file():
+                    copy = folder / pathlib.Path(value).name
+                    folder.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(value, copy)
+                    value = str(copy.resolve())
+                options.append((option, value))
+            steps.append(PassStep(step.name, tuple(options)))
+        out.append(PIPELINE_FLAG + Pipeline(tuple(steps)).text())
+    return out

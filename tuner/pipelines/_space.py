@@ -6,18 +6,23 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import pathlib
+import tempfile
 
 import yaml
 
 from .. import iree
 from ..errors import ConfigError, SpaceError
 from ..spaces import SPACES_DIR
-from ._pipeline import PIPELINE_FLAG, Pipeline, PipelineError, parse_passes, passes_of_flags
+from ._pipeline import PIPELINE_FLAG, PassStep, Pipeline, PipelineError, parse_passes, passes_of_flags
 
 log = logging.getLogger("schedtune")
 
 NO_OPTION = "none"  # an option value meaning "leave the option out"
+SCRIPT_PREFIX = "script:"  # a step that is a transform-dialect script from spaces/pipeline_scripts
+INTERPRETER = "iree-preprocessing-transform-interpreter"
+SCRIPT_OPTION = "transform-spec-path"
 OFF = "off"  # the first choice of every flag group
 
 
@@ -27,10 +32,23 @@ class PassSpec:
     when_any: frozenset[str] = frozenset()
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # option -> legal values
     note: str = ""
+    template: str = ""  # a script step's transform-dialect text, with {{option}} placeholders
 
-    @property
-    def short(self) -> str:
-        return self.name.removeprefix("iree-")
+    def script_path(self, options: tuple[tuple[str, str], ...]) -> pathlib.Path:
+        """The rendered script for these option values, written once to a content-addressed
+        file (the same path on every machine for the same text, so cache keys agree)."""
+        text = self.template
+        for option, value in options:
+            text = text.replace("{{" + option + "}}", value)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        folder = pathlib.Path(os.environ.get("SCHEDTUNE_SCRIPT_DIR", tempfile.gettempdir())) / "schedtune-scripts"
+        path = folder / f"{self.name.removeprefix(SCRIPT_PREFIX)}-{digest}.mlir"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(text)
+            partial.replace(path)
+        return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +72,7 @@ class PipelineSpace:
         """Changes with the space: a study's parameters are fixed by the space it began with."""
         canonical = json.dumps(
             {
-                "passes": [[p.name, sorted(p.when_any), p.options] for p in self.passes],
+                "passes": [[p.name, sorted(p.when_any), p.options, p.template] for p in self.passes],
                 "groups": [[g.name, sorted(g.when_any), g.choices] for g in self.groups],
                 "max_length": self.max_length,
             }
@@ -86,6 +104,18 @@ class PipelineSpace:
             )
             steps.append(dataclasses.replace(step, options=step.options + extra))
         return dataclasses.replace(pipeline, passes=tuple(steps))
+
+    def text(self, pipeline: Pipeline) -> str | None:
+        """The textual pass pipeline, script steps as the transform interpreter on their
+        rendered file (None when there is no step)."""
+        steps = []
+        for step in pipeline.passes:
+            spec = self.pass_spec(step.name)
+            if spec is not None and spec.template:
+                steps.append(PassStep(INTERPRETER, ((SCRIPT_OPTION, str(spec.script_path(step.options))),)))
+            else:
+                steps.append(step)
+        return Pipeline(tuple(steps)).text()
 
     def problems(self, pipeline: Pipeline) -> list[str]:
         """Why `pipeline` is not a point of this space (empty: it is)."""
@@ -120,7 +150,7 @@ class PipelineSpace:
         groups = {g.name: g for g in self.groups}
         for group, choice in pipeline.choices:
             out += groups[group].flags(choice)
-        text = pipeline.text()
+        text = self.text(pipeline)
         if text:
             out.append(PIPELINE_FLAG + text)
         return out
@@ -163,6 +193,21 @@ def _installed(data: dict, path: pathlib.Path) -> tuple[list[PassSpec], list[str
                 continue
             options.append((str(option), tuple(str(v) for v in values)))
         passes.append(PassSpec(name, frozenset(item.get("when_any", [])), tuple(options), item.get("note", "")))
+    for item in data.get("scripts", []):
+        if INTERPRETER not in registered:
+            warnings.append(f"{path.name}: {INTERPRETER} is not in the installed IREE: scripts left out")
+            break
+        template = (path.parent / "pipeline_scripts" / item["template"]).read_text()
+        options = tuple((str(o), tuple(str(v) for v in values)) for o, values in (item.get("options") or {}).items())
+        passes.append(
+            PassSpec(
+                SCRIPT_PREFIX + item["name"],
+                frozenset(item.get("when_any", [])),
+                options,
+                item.get("note", ""),
+                template,
+            )
+        )
     return passes, warnings
 
 
@@ -197,7 +242,7 @@ def pipeline_error(space: PipelineSpace, pipeline: Pipeline, *, strict: bool = T
         unknown = [g for g, _ in pipeline.choices if g not in groups]
         if unknown:
             return f"unknown flag group {unknown[0]}"
-    text = pipeline.text()
+    text = space.text(pipeline)
     if text:
         error = iree.pass_pipeline_error(text)
         if error:
