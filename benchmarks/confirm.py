@@ -1,6 +1,7 @@
 """Independent check of an exported spec: stock iree-compile, default vs tuned, interleaved.
 
     python benchmarks/confirm.py reports/cnn [--rounds 10] [--iterations 30] [--threads 2]
+    python benchmarks/confirm.py reports/cnn_searched reports/cnn_fixed   # several exports of one model, head to head
 
 Reads only what a user gets (summary.json for the model/inputs, tuning_spec.mlir,
 compile_flags.txt), builds both variants with the plain `iree-compile` binary, runs both
@@ -50,7 +51,9 @@ def _tool(args: list[str], what: str, timeout_s: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=pathlib.Path, help="a job's report folder, e.g. reports/cnn")
+    parser.add_argument(
+        "reports", type=pathlib.Path, nargs="+", help="a job's report folder, e.g. reports/cnn (several: same model)"
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=30, help="model calls per round")
     parser.add_argument(
@@ -59,21 +62,28 @@ def main() -> int:
     args = parser.parse_args()
     if args.rounds < 1 or args.iterations < 1 or args.threads < 1:
         parser.error("--rounds, --iterations and --threads must be at least 1")
-    summary = json.loads((args.report / "summary.json").read_text())
-    spec = args.report / "tuning_spec.mlir"
-    flags = (args.report / "compile_flags.txt").read_text().split()
+    summaries = [json.loads((report / "summary.json").read_text()) for report in args.reports]
+    summary = summaries[0]
     model = summary["model_mlir"]
     inputs = [f"--input=@{p}" for p in summary["input_files"]]
     entry = summary["entry"]
-    # The same runtime settings for both builds: only the compiled code differs.
+    # The same runtime settings for every build: only the compiled code differs.
     runtime = [f"--function={entry}", "--device=local-task", f"--task_topology_max_group_count={args.threads}", *inputs]
+    builds = {"default": [*summary["default_flags"]]}
+    for report, other in zip(args.reports, summaries, strict=True):
+        if pathlib.Path(other["model_mlir"]).read_bytes() != pathlib.Path(model).read_bytes():
+            parser.error(f"{report}: another model than {args.reports[0]}'s")
+        # One flag per line (a pass pipeline may hold spaces).
+        flags = [f for f in (report / "compile_flags.txt").read_text().splitlines() if f.strip()]
+        name = "tuned" if len(args.reports) == 1 else f"tuned:{other['job']}"
+        builds[name] = [
+            *summary["default_flags"],
+            *flags,
+            f"--iree-codegen-tuning-spec-path={report / 'tuning_spec.mlir'}",
+        ]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
-            builds = {
-                "default": [*summary["default_flags"]],
-                "tuned": [*summary["default_flags"], *flags, f"--iree-codegen-tuning-spec-path={spec}"],
-            }
             outputs: dict[str, list[np.ndarray]] = {}
             for name, build_flags in builds.items():
                 vmfb = tmp / f"{name}.vmfb"
@@ -88,22 +98,28 @@ def main() -> int:
                         f"running the {name} build: {run.error.splitlines()[-1][:500] if run.error else run.status}"
                     )
                 outputs[name] = run.outputs
-            ref, got = outputs["default"], outputs["tuned"]
-            ok, worst = outputs_match(got, ref)
-            if not ok:
-                if len(got) != len(ref):
-                    print(f"MISMATCH: the default build returns {len(ref)} outputs, the tuned build {len(got)}")
-                else:
-                    bad = [i for i, (g, r) in enumerate(zip(got, ref, strict=True)) if not outputs_match([g], [r])[0]]
-                    print(
-                        f"MISMATCH: tuned output(s) {', '.join(map(str, bad))} of {len(ref)} differ from the "
-                        f"default build's: worst relative error {worst:.2e}"
-                    )
-                return 1
-            print(f"outputs agree: {len(ref)} output(s), worst relative error {worst:.2e}")
-            times: dict[str, list[float]] = {"default": [], "tuned": []}
+            ref = outputs["default"]
+            for name in builds:
+                got = outputs[name]
+                ok, worst = outputs_match(got, ref)
+                if not ok:
+                    if len(got) != len(ref):
+                        print(f"MISMATCH: the default build returns {len(ref)} outputs, the {name} build {len(got)}")
+                    else:
+                        bad = [
+                            i for i, (g, r) in enumerate(zip(got, ref, strict=True)) if not outputs_match([g], [r])[0]
+                        ]
+                        print(
+                            f"MISMATCH: {name} output(s) {', '.join(map(str, bad))} of {len(ref)} differ from the "
+                            f"default build's: worst relative error {worst:.2e}"
+                        )
+                    return 1
+                if name != "default":
+                    which = "" if len(builds) == 2 else f" ({name})"
+                    print(f"outputs agree{which}: {len(ref)} output(s), worst relative error {worst:.2e}")
+            times: dict[str, list[float]] = {name: [] for name in builds}
             for _ in range(args.rounds):
-                for name in ("default", "tuned"):
+                for name in builds:
                     out = _tool(
                         [
                             "iree-benchmark-module",
@@ -120,13 +136,18 @@ def main() -> int:
     except (Failed, iree.ToolError) as exc:
         print(f"confirm: {exc}", file=sys.stderr)
         return 1
-    ratios = [d / t for d, t in zip(times["default"], times["tuned"], strict=True)]
-    d_med, t_med = statistics.median(times["default"]), statistics.median(times["tuned"])
+    d_med = statistics.median(times["default"])
     print(
-        f"{summary['job']}: default {d_med:.2f} ms, tuned {t_med:.2f} ms over {args.rounds} interleaved rounds, "
-        f"{args.threads} IREE worker(s) each"
+        f"{summary['job']}: default {d_med:.2f} ms over {args.rounds} interleaved rounds, {args.threads} IREE worker(s) each"
     )
-    print(f"speed-up (median) {d_med / t_med:.2f}x; per-round {min(ratios):.2f}-{max(ratios):.2f}x")
+    for name in builds:
+        if name == "default":
+            continue
+        ratios = [d / t for d, t in zip(times["default"], times[name], strict=True)]
+        t_med = statistics.median(times[name])
+        print(
+            f"{name}: {t_med:.2f} ms, speed-up (median) {d_med / t_med:.2f}x; per-round {min(ratios):.2f}-{max(ratios):.2f}x"
+        )
     return 0
 
 
