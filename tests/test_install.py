@@ -27,7 +27,8 @@ def test_non_editable_install_runs_the_cnn_job(tmp_path):
             str(python),
             "-c",
             "import tuner, tuner.spaces as s; print(tuner.__file__); "
-            "print(sorted(p.name for p in s.SPACES_DIR.glob('*.yaml')))",
+            "print(sorted(p.name for p in s.SPACES_DIR.glob('*.yaml'))); "
+            "print(sorted(p.name for p in s.SPACES_DIR.glob('pipeline_scripts/*.mlir')))",
         ],
         capture_output=True,
         text=True,
@@ -35,7 +36,8 @@ def test_non_editable_install_runs_the_cnn_job(tmp_path):
         check=True,
     ).stdout.splitlines()
     assert where[0].startswith(str(venv)), where  # the installed copy, not the checkout
-    assert "conv2d.yaml" in where[1] and "model_flags.yaml" in where[1]
+    assert "conv2d.yaml" in where[1] and "model_flags.yaml" in where[1] and "pipelines.yaml" in where[1]
+    assert "pad_conv_input_channels.mlir" in where[2]  # the pipeline space's script templates ship too
 
     job = yaml.safe_load((REPO / "configs" / "cnn.yaml").read_text())
     job["model"]["path"] = str((REPO / "configs" / job["model"]["path"]).resolve())

@@ -52,6 +52,11 @@ class Pipeline:
     passes: tuple[PassStep, ...] = ()
     choices: tuple[tuple[str, str], ...] = ()  # (flag group, choice) for every group not "off"
 
+    def __post_init__(self) -> None:
+        # Flag groups have no order: one canonical form, so equal pipelines compare equal
+        # whichever way they were built (sampled, read back from JSON, proposed).
+        object.__setattr__(self, "choices", tuple(sorted(self.choices)))
+
     def text(self) -> str | None:
         """The textual pass pipeline, or None when there is no pass."""
         if not self.passes:

@@ -359,9 +359,8 @@ def search_pipelines(
         values = [t.value for t in done if t.value is not None]
         if len(done) < len(proposals) or not values:
             return False
-        best_at = min(range(len(done)), key=lambda i: done[i].value if done[i].value is not None else float("inf"))
         # Improvements smaller than min_gain over the best so far do not reset the patience.
-        best = done[best_at].value
+        best = min(values)
         first_near = next(i for i, t in enumerate(done) if t.value is not None and t.value <= best * (1 + min_gain))
         # The proposals are baselines: patience counts searched pipelines only.
         return len(done) - 1 - max(first_near, len(proposals) - 1) >= patience
