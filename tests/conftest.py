@@ -14,6 +14,29 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 FAKES = DATA.parent / "fakes"
 
 
+def kill_9_when(cmd: list[str], stderr_path: pathlib.Path, ready, *, poll_s: float, polls: int) -> None:
+    """Start `cmd`, wait (at most `polls` x `poll_s`) until `ready()` is true, then kill -9 it.
+
+    `ready()` may raise while the job is starting (no database yet): that counts as not
+    ready. Fails if the job ends before it could be killed."""
+    import os
+    import signal
+    import time
+
+    with stderr_path.open("w") as stderr:
+        job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+    for _ in range(polls):
+        time.sleep(poll_s)
+        assert job.poll() is None, f"the job finished before it could be killed: {stderr_path.read_text()[-2000:]}"
+        try:
+            if ready():
+                break
+        except Exception:  # the database may not exist yet
+            continue
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+
+
 def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.CompletedProcess:
     """The real `tune` command in a child process, as a user runs it."""
     return subprocess.run(

@@ -5,8 +5,6 @@ trials, the search persists and resumes after kill -9, and the proposers' pipeli
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ from tuner.search import PipelineEvaluator, search_pipelines
 from tuner.search._pipelines import neighbours, pipeline_params, sample_pipeline
 from tuner.spaces import flag_candidates
 
-from .conftest import DATA, FREE_STATUSES, counted_trials
+from .conftest import DATA, FREE_STATUSES, counted_trials, kill_9_when
 
 FLAGS = iree.target_flags("host")
 MATMUL = (DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"))
@@ -199,19 +197,7 @@ def test_pipeline_search_resumes_after_kill_9(tmp_path):
     )
     url = f"sqlite:///{tmp_path / 'reports' / 'pipes' / 'study.db'}"
     cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
-    errors = tmp_path / "stderr.txt"
-    with errors.open("w") as stderr:
-        job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
-    for _ in range(1200):
-        time.sleep(0.25)
-        assert job.poll() is None, f"the job finished before it could be killed: {errors.read_text()[-2000:]}"
-        try:
-            if len(_pipeline_trials(url)) >= 3:
-                break
-        except Exception:  # the database may not exist yet
-            continue
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
+    kill_9_when(cmd, tmp_path / "stderr.txt", lambda: len(_pipeline_trials(url)) >= 3, poll_s=0.25, polls=1200)
     before = _pipeline_trials(url)
     assert 3 <= len(before) < budget
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 
-from .conftest import DATA, FREE_STATUSES, check_exported_spec, counted_trials
+from .conftest import DATA, FREE_STATUSES, check_exported_spec, counted_trials, kill_9_when
 
 
 def _counted(url):
@@ -33,20 +30,8 @@ def test_kill_9_then_resume(tmp_path):
     )
     url = f"sqlite:///{tmp_path / 'reports' / 'resume' / 'study.db'}"
     cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
-    errors = tmp_path / "stderr.txt"
-    with errors.open("w") as stderr:
-        job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
     # Wait (bounded) until some trials are finished, then kill mid-search.
-    for _ in range(600):
-        time.sleep(0.5)
-        assert job.poll() is None, f"the job finished before it could be killed: {errors.read_text()[-2000:]}"
-        try:
-            if len(_counted(url)) >= 2:
-                break
-        except Exception:  # the database may not exist yet
-            continue
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
+    kill_9_when(cmd, tmp_path / "stderr.txt", lambda: len(_counted(url)) >= 2, poll_s=0.5, polls=600)
     before = _counted(url)
     assert 2 <= len(before) < 8
 

@@ -484,10 +484,9 @@ def pass_pipeline_error(pipeline: str) -> str | None:
         return None
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
     for line in lines:
-        if "error:" in line:
-            message = line.split("error:", 1)[1].strip()
-            # "MLIR Textual PassPipeline Parser:1:11: error: 'x' does not refer to ..."
-            message = message.split("error:")[-1].strip()
-            if message:
-                return message
+        # "<unknown>:0: error: MLIR Textual PassPipeline Parser:1:11: error: 'x' does not refer to ...":
+        # the text after the last "error:".
+        message = line.split("error:")[-1].strip() if "error:" in line else ""
+        if message:
+            return message
     return lines[0] if lines else f"iree-opt exited {proc.returncode}"

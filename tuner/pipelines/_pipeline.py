@@ -12,6 +12,8 @@ from ..errors import SchedtuneError
 
 ANCHOR = "util.func"  # every preprocessing pass of the space runs on functions
 PIPELINE_FLAG = "--iree-preprocessing-pass-pipeline="
+INTERPRETER = "iree-preprocessing-transform-interpreter"  # runs a transform-dialect script
+SCRIPT_OPTION = "transform-spec-path"  # the interpreter's option naming the script file
 
 
 class PipelineError(SchedtuneError):
@@ -161,7 +163,7 @@ def with_scripts_in(flags: list[str], folder: pathlib.Path) -> list[str]:
         for step in parse_passes(flag[len(PIPELINE_FLAG) :]):
             options = []
             for option, value in step.options:
-                if option == "transform-spec-path" and pathlib.Path(value).is_file():
+                if option == SCRIPT_OPTION and pathlib.Path(value).is_file():
                     copy = folder / pathlib.Path(value).name
                     folder.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(value, copy)

@@ -15,14 +15,21 @@ import yaml
 from .. import iree
 from ..errors import ConfigError, SpaceError
 from ..spaces import SPACES_DIR
-from ._pipeline import PIPELINE_FLAG, PassStep, Pipeline, PipelineError, parse_passes, passes_of_flags
+from ._pipeline import (
+    INTERPRETER,
+    PIPELINE_FLAG,
+    SCRIPT_OPTION,
+    PassStep,
+    Pipeline,
+    PipelineError,
+    parse_passes,
+    passes_of_flags,
+)
 
 log = logging.getLogger("schedtune")
 
 NO_OPTION = "none"  # an option value meaning "leave the option out"
 SCRIPT_PREFIX = "script:"  # a step that is a transform-dialect script from spaces/pipeline_scripts
-INTERPRETER = "iree-preprocessing-transform-interpreter"
-SCRIPT_OPTION = "transform-spec-path"
 OFF = "off"  # the first choice of every flag group
 
 

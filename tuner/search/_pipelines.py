@@ -164,13 +164,11 @@ def pipeline_params(pipeline: Pipeline, space: PipelineSpace) -> dict:
     params: dict = {f"flag:{g.name}": dict(pipeline.choices).get(g.name, OFF) for g in space.groups}
     for i in range(space.max_length):
         params[f"slot{i}"] = pipeline.passes[i].name if i < len(pipeline.passes) else END
-    for step in pipeline.passes:
+    for step in space.completed(pipeline).passes:
         spec = space.pass_spec(step.name)
         given = dict(step.options)
-        for option, values in spec.options if spec else ():
-            # An option left out is "none" where the space allows that, else IREE's default,
-            # which the space lists first.
-            params[f"opt:{step.name}:{option}"] = given.get(option, NO_OPTION if NO_OPTION in values else values[0])
+        for option, _values in spec.options if spec else ():
+            params[f"opt:{step.name}:{option}"] = given.get(option, NO_OPTION)
     return params
 
 
@@ -207,8 +205,7 @@ def neighbours(pipeline: Pipeline, space: PipelineSpace) -> list[Pipeline]:
     if len(passes) < space.max_length:
         for spec in space.passes:
             if spec.name not in present:
-                # Options at the space's first value: "none" (left out) or IREE's default.
-                added = PassStep(spec.name, tuple((o, v[0]) for o, v in spec.options if v[0] != NO_OPTION))
+                added = space.completed(Pipeline((PassStep(spec.name),))).passes[0]
                 for at in range(len(passes) + 1):
                     out.append(dataclasses.replace(pipeline, passes=tuple(passes[:at] + [added] + passes[at:])))
     for at in range(len(passes)):
@@ -229,13 +226,7 @@ def neighbours(pipeline: Pipeline, space: PipelineSpace) -> list[Pipeline]:
         for choice, _flags in group.choices:
             if choice != chosen.get(group.name, OFF):
                 new = {**chosen, group.name: choice}
-                order = [g.name for g in space.groups]
-                out.append(
-                    dataclasses.replace(
-                        pipeline,
-                        choices=tuple((g, new[g]) for g in order if new.get(g, OFF) != OFF),
-                    )
-                )
+                out.append(dataclasses.replace(pipeline, choices=tuple((g, c) for g, c in new.items() if c != OFF)))
     return [p for p in out if not space.problems(p)]
 
 
@@ -420,9 +411,8 @@ def search_pipelines(
 def _enqueue_neighbour(study: optuna.Study, space: PipelineSpace, rng: random.Random) -> None:
     """Enqueue an untried neighbour of the fastest pipeline measured so far (none if all are tried)."""
     tried = _tried(study)
-    ranked = sorted((t for t in tried if t.result.ratio is not None), key=lambda t: t.result.ratio)
     known = {t.pipeline for t in tried}
-    for best in ranked[:3]:
+    for best in PipelineSearch(study.study_name, tried).ranked()[:3]:
         fresh = [p for p in neighbours(best.pipeline, space) if p not in known]
         if fresh:
             study.enqueue_trial(pipeline_params(rng.choice(fresh), space), user_attrs={SOURCE: "search:local"})

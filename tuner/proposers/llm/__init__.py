@@ -25,7 +25,7 @@ from .._heuristic import HeuristicProposer
 from ._client import LLMClient
 from ._local import MODEL_ALIAS, LocalModelUnavailable, LocalServer
 from ._pipeline_prompt import parse_pipelines, pipeline_messages, pipeline_schema
-from ._prompt import answer_schema, build_messages, repair_messages
+from ._prompt import answer_items, answer_schema, build_messages, repair_messages
 
 log = logging.getLogger("schedtune")
 
@@ -56,13 +56,9 @@ def _slug(text: str) -> str:
 
 def parse_skeletons(text: str, request: ProposalRequest) -> tuple[list[Skeleton], dict[str, list[str]], int]:
     """(valid skeletons, errors by skeleton name, number proposed) from one answer."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return [], {"answer": [f"not valid JSON ({exc.msg} at char {exc.pos})"]}, 0
-    items = data.get("skeletons") if isinstance(data, dict) else data
-    if not isinstance(items, list) or not items:
-        return [], {"answer": ['expected {"skeletons": [ ...at least one skeleton... ]}']}, 0
+    items, problem = answer_items(text, "skeletons")
+    if problem:
+        return [], {"answer": [problem]}, 0
     space, root = request.space, request.target.root
     loops = loop_names(root)
     valid, errors, names = [], {}, set()
@@ -175,15 +171,9 @@ class LLMProposer(Proposer):
         messages = build_messages(target, space, request.cpu_features, notes, past, self.max_skeletons)
         record.prompt_chars = sum(len(m["content"]) for m in messages)
         schema = answer_schema(target, space, self.max_skeletons)
-        valid: list[Skeleton] = []
-        for round_ in range(1 + self.repair_rounds):
-            new, errors = self._call(messages, schema, round_, record, lambda text: parse_skeletons(text, request))
-            taken = {s.name for s in valid}
-            valid += [s for s in new if s.name not in taken]
-            if not errors or len(valid) >= self.max_skeletons:
-                break
-            messages = repair_messages(messages, errors)
-        record.valid_after_repair = len(valid)
+        valid = self._repaired(
+            messages, schema, record, lambda text: parse_skeletons(text, request), lambda s: s.name, []
+        )
         if not valid:
             raise ValueError("no valid skeleton after repair: " + "; ".join(record.errors[:2]))
         return valid[: self.max_skeletons]
@@ -199,14 +189,9 @@ class LLMProposer(Proposer):
         messages = pipeline_messages(request, self.max_skeletons)
         record.prompt_chars = sum(len(m["content"]) for m in messages)
         schema = pipeline_schema(request, self.max_skeletons)
-        valid = []
+        valid: list = []
         try:
-            for round_ in range(1 + self.repair_rounds):
-                new, errors = self._call(messages, schema, round_, record, lambda text: parse_pipelines(text, request))
-                valid += [p for p in new if p not in valid]
-                if not errors or len(valid) >= self.max_skeletons:
-                    break
-                messages = repair_messages(messages, errors)
+            self._repaired(messages, schema, record, lambda text: parse_pipelines(text, request), lambda p: p, valid)
         except Exception as exc:  # the LLM must never fail the job
             record.fallback = f"{type(exc).__name__}: {str(exc)[:200]}"
             log.warning("LLM pipeline proposal failed (%s); today's fixed sets only", record.fallback)
@@ -214,24 +199,34 @@ class LLMProposer(Proposer):
         known = {p for p, _ in fixed}
         return PipelineProposal(tuple(fixed + [(p, "llm") for p in valid if p not in known]))
 
-    def _call(self, messages, schema, round_: int, record: CallRecord, parse):
-        """One completion, its costs recorded, parsed: (valid items, errors by item)."""
-        completion = self.client.complete(messages, schema, seed=self.seed + round_)
-        record.calls += 1
-        record.cached_calls += int(completion.cached)
-        if round_ == 0:
-            record.prompt_tokens = completion.prompt_tokens
-        record.max_prompt_tokens = max(record.max_prompt_tokens, completion.prompt_tokens)
-        record.completion_tokens += completion.completion_tokens
-        record.latency_s += completion.latency_s
-        new, errors, proposed = parse(completion.text)
-        if round_ == 0:
-            record.proposed = proposed
-            record.raw_valid = len(new)
-        else:
-            record.repair_rounds = round_
-        record.errors += [f"{k}: {v[0]}" for k, v in errors.items()][:4]
-        return new, errors
+    def _repaired(self, messages, schema, record: CallRecord, parse, identity, valid: list) -> list:
+        """Ask, parse, and feed the errors back for up to `repair_rounds` more rounds; every
+        call's costs and validity go into `record`. The valid items (distinct by `identity`)
+        are added to `valid` as they come, so a later round that fails keeps the earlier
+        ones; stops once there are `max_skeletons` of them or no errors."""
+        for round_ in range(1 + self.repair_rounds):
+            completion = self.client.complete(messages, schema, seed=self.seed + round_)
+            record.calls += 1
+            record.cached_calls += int(completion.cached)
+            if round_ == 0:
+                record.prompt_tokens = completion.prompt_tokens
+            record.max_prompt_tokens = max(record.max_prompt_tokens, completion.prompt_tokens)
+            record.completion_tokens += completion.completion_tokens
+            record.latency_s += completion.latency_s
+            new, errors, proposed = parse(completion.text)
+            if round_ == 0:
+                record.proposed = proposed
+                record.raw_valid = len(new)
+            else:
+                record.repair_rounds = round_
+            record.errors += [f"{k}: {v[0]}" for k, v in errors.items()][:4]
+            taken = {identity(v) for v in valid}
+            valid.extend(v for v in new if identity(v) not in taken)
+            if not errors or len(valid) >= self.max_skeletons:
+                break
+            messages = repair_messages(messages, errors)
+        record.valid_after_repair = len(valid)
+        return valid
 
     def close(self) -> None:
         if self.server is not None:

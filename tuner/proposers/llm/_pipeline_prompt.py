@@ -6,11 +6,11 @@ dispatches, never its IR. The schema enumerates the legal passes, options and fl
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ...pipelines import NO_OPTION, Pipeline, PipelineError
 from .._base import PipelineRequest
+from ._prompt import answer_items
 
 MAX_PIPELINES = 3
 _HOT = 6
@@ -87,13 +87,9 @@ def pipeline_messages(request: PipelineRequest, max_pipelines: int = MAX_PIPELIN
 
 def parse_pipelines(text: str, request: PipelineRequest) -> tuple[list[Pipeline], dict[str, list[str]], int]:
     """(valid pipelines, errors by pipeline, number proposed) from one answer."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return [], {"answer": [f"not valid JSON ({exc.msg} at char {exc.pos})"]}, 0
-    items = data.get("pipelines") if isinstance(data, dict) else data
-    if not isinstance(items, list) or not items:
-        return [], {"answer": ['expected {"pipelines": [ ...at least one pipeline... ]}']}, 0
+    items, problem = answer_items(text, "pipelines")
+    if problem:
+        return [], {"answer": [problem]}, 0
     valid, errors = [], {}
     for i, item in enumerate(items):
         label = f"pipeline {i}"

@@ -147,6 +147,19 @@ def build_messages(
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
+def answer_items(text: str, key: str) -> tuple[list, str]:
+    """The list under `key` in a JSON answer (`{"skeletons": [...]}`, or the bare list), or
+    what is wrong with the answer."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [], f"not valid JSON ({exc.msg} at char {exc.pos})"
+    items = data.get(key) if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        return [], f'expected {{"{key}": [ ...at least one {key[:-1]}... ]}}'
+    return items, ""
+
+
 def repair_messages(messages: list[dict], errors: dict[str, list[str]]) -> list[dict]:
     """The original prompt plus what was wrong: the context stays bounded whatever the model wrote."""
     text = "; ".join(f"{name}: {' | '.join(errs[:3])}" for name, errs in errors.items())
