@@ -183,13 +183,14 @@ def counted_trials(storage_url: str):
 FREE_STATUSES = {None, "constraint", "duplicate", "in_progress", "over_budget", "lost"}
 
 
-def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str):
-    """The one tuning target of `family` in `model`, from a real default build."""
+def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str, flags: tuple[str, ...] = ()):
+    """The one tuning target of `family` in `model`, from a real build (default flags + `flags`)."""
     from tuner import iree
     from tuner.dispatches import TuningTarget, read_configured_executables
 
     tmp_path.mkdir(parents=True, exist_ok=True)
-    built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
+    flags = [*iree.target_flags("host"), *flags]
+    built = iree.compile_model(model, tmp_path / "d.vmfb", flags, configs_dir=tmp_path / "cfg")
     assert built.ok, built.error
     ((name, dispatch),) = [
         (n, d) for n, d in read_configured_executables(tmp_path / "cfg").items() if d.root and d.root.family == family

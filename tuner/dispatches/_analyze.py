@@ -40,6 +40,10 @@ class RootOp:
     operand_types: tuple[str, ...] = ()
     # The target's vector register width: IREE rejects vectors of MAX_NATIVE_VECTORS of them.
     native_vector_bytes: int = 32
+    # The loop (an index into `loops`) of the output's last, contiguous dimension: where a
+    # register block goes (ow in NCHW, the channels in NHWC). The loops' order alone does not
+    # say it: IREE gives an NCHW depthwise conv the loops (n, oh, ow, c).
+    contiguous_loop: int | None = None
 
     @property
     def vector_limit_bytes(self) -> int:
@@ -183,6 +187,7 @@ def _root_from_op(op: ir.Operation, native_vector_bytes: int) -> RootOp:
         text=text,
         operand_types=tuple(str(v.type) for v in op.operands),
         native_vector_bytes=native_vector_bytes,
+        contiguous_loop=_dim_position(maps[-1].results[-1]) if maps and maps[-1].results else None,
     )
 
 

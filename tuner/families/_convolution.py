@@ -76,8 +76,9 @@ class DepthwiseFamily(_ConvolutionFamily):
     name = "depthwise"
     expected_gain = 1.1
     prompt_notes = (
-        "Depthwise conv: one channel loop c shared by input, filter and output; vectorise along c "
-        "(contiguous in NHWC) with a few output columns per step."
+        "Depthwise conv: one channel loop c shared by input, filter and output. Vectorise along the loop "
+        "contiguous in the output (c in NHWC, ow in NCHW) with a few of the other beside it as a register block. "
+        "ConvTileAndDecomposeExpert needs vector tiles of 1 on oh and kh; NCHW takes DoubleTilingExpert."
     )
 
     def recognise(self, op, maps, bounds):

@@ -43,7 +43,8 @@ class HeuristicProposer(Proposer):
                     if dval is None:
                         levels[lvl][loop] = legal[:1] if len(legal) == 1 else [legal[0]]
                     elif space.is_legal(lvl, loop, l.bound, dval):
-                        levels[lvl][loop] = sorted(set(_around(dval, legal)) | {dval})
+                        # IREE's vector tile can exceed the loop (16 on a 3-tap filter row).
+                        levels[lvl][loop] = sorted(set(_around(min(dval, l.bound), legal)) | {dval})
                     else:
                         levels[lvl][loop] = legal
             peeling = sorted({default.loop_peeling, *space.loop_peeling}, reverse=True)

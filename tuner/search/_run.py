@@ -67,6 +67,7 @@ def search_targets(
         if space is None:
             skipped[target.key] = f"no space for op family {target.root.family}"
             continue
+        space = space.admitting(target.root)
         request = ProposalRequest(target, space, settings.cpu_features, _centre_check(evaluator, target))
         proposal = proposer.propose(request)
         if proposal.notes:

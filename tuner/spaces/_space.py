@@ -159,26 +159,64 @@ class KnobSpace:
     ties: dict[str, str]
     vector_within_distribution: bool
     library: tuple[dict[str, Any], ...] = ()
+    # IREE's default config for one op (see `admitting`) and that op's loop names.
+    admitted: CompilationConfig | None = None
+    admitted_loops: tuple[str, ...] = ()
+
+    def admitting(self, root: RootOp) -> KnobSpace:
+        """This space for one op, with IREE's default config for it as a legal point: its
+        pipeline, its peeling and every tile it chose, whatever the family's file lists, and
+        the constraints waived for exactly that config (IREE built it). So the baseline is a
+        trial of every search and the neighbourhood skeleton can move away from it one knob
+        at a time. Without this, a default the file cannot express (vector tile 1 on a batch
+        loop that reads as `n`, an odd n of 10, NCHW depthwise on DoubleTilingExpert) left a
+        search with no baseline, and its best found could be slower than the default."""
+        default = root.default_config
+        if default is None:
+            return self
+        tiles = default.tile_map
+        # A level IREE sets and the file does not tune takes IREE's values only (0 elsewhere).
+        levels = {**{lvl: {} for lvl in tiles if lvl in TILE_LEVELS}, **self.levels}
+        # A tie the default does not keep (its tile differs from the source's) is cut.
+        ties = {lvl: src for lvl, src in self.ties.items() if lvl not in tiles or tiles[lvl] == tiles.get(src)}
+        return dataclasses.replace(
+            self,
+            pipelines=tuple(dict.fromkeys((*self.pipelines, default.pipeline))),
+            loop_peeling=tuple(dict.fromkeys((*self.loop_peeling, default.loop_peeling))),
+            levels=levels,
+            ties=ties,
+            admitted=default,
+            admitted_loops=tuple(loop_names(root)),
+        )
+
+    def _admitted_value(self, level: str, loop: str) -> int | None:
+        if self.admitted is None or loop not in self.admitted_loops:
+            return None
+        sizes = self.admitted.tile_map.get(level)
+        return None if sizes is None else sizes[self.admitted_loops.index(loop)]
 
     def legal_values(self, level: str, loop: str, bound: int) -> list[int]:
         spec = self.levels.get(level, {}).get(_role(loop))
         if spec is None:
-            return [0]
-        if spec == "pow2":
+            vals = [0]
+        elif spec == "pow2":
             vals = [2**i for i in range(int(math.log2(max(bound, 1))) + 1)] + [bound]
         else:
             vals = [bound if v == "full" else int(v) for v in spec]
-        legal = sorted({v for v in vals if v == 0 or v <= bound})
+        legal = {v for v in vals if v == 0 or v <= bound}
         if not legal:  # every listed value exceeds this loop: the whole loop is the only tile
-            legal = [bound]
-        return legal
+            legal = {bound}
+        admitted = self._admitted_value(level, loop)
+        if admitted is not None:
+            legal.add(admitted)
+        return sorted(legal)
 
     def is_legal(self, level: str, loop: str, bound: int, value: int) -> bool:
         """`pow2` knobs suggest powers of two but accept any tile up to the trip count
         (IREE's own defaults, e.g. 48, must be expressible); listed knobs accept their list."""
         spec = self.levels.get(level, {}).get(_role(loop))
-        if spec == "pow2":
-            return 1 <= value <= bound
+        if spec == "pow2" and 1 <= value <= bound:
+            return True
         return value in self.legal_values(level, loop, bound)
 
     def full_skeleton(self, root: RootOp, name: str = "space-wide") -> Skeleton:
@@ -201,7 +239,10 @@ class KnobSpace:
         """The family's skeleton library, instantiated for this op's loops."""
         loops = loop_names(root)
         parallel = [l.role for l in root.loops if l.parallel]
-        innermost = parallel[-1] if parallel else ""
+        if root.contiguous_loop is not None:
+            innermost = root.loops[root.contiguous_loop].role
+        else:
+            innermost = parallel[-1] if parallel else ""
         out = []
         for entry in self.library:
             if entry.get("when_innermost") not in (None, innermost):
@@ -237,6 +278,8 @@ class KnobSpace:
 
     def check_config(self, config: CompilationConfig, root: RootOp) -> list[str]:
         """Constraint violations of one concrete config (empty when it may be compiled)."""
+        if self.admitted is not None and config.canonical() == self.admitted.canonical():
+            return []
         errors = []
         tiles = config.tile_map
         n = len(root.loops)
@@ -355,6 +398,9 @@ class KnobSpace:
         centre = skeleton.centre()
         small_vectors = {n: (min(c) if n.startswith("vector_") else centre[n]) for n, c in knobs}
         candidates = [centre, small_vectors]
+        default = self.admitted and skeleton.values_for(self.admitted, loops)
+        if default is not None:
+            candidates.insert(0, default)
         rng = random.Random(0)
         candidates += [{n: rng.choice(c) for n, c in knobs} for _ in range(tries)]
         for point in candidates:
