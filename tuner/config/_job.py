@@ -73,6 +73,9 @@ class SearchSpec:
     # "iree-preprocessing-convert-conv-to-channels-last, iree-preprocessing-pad-linalg-ops{pad-size=16}".
     # Checked with iree-opt before anything is compiled.
     pipelines: tuple[str, ...] = ()
+    # Experimental: offer the transform-dialect tier (a codegen script per dispatch, its tiles
+    # as knobs) beside IREE's pipelines, where a dispatch can be rebuilt by a script.
+    transform_dialect: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ..families._base import element_bytes, operand_types
 from ..spec import (
     MAX_NATIVE_VECTORS,
     CompilationConfig,
+    DispatchOps,
     OpMatcher,
     parse_lowering_config,
     parse_native_vector_bytes,
@@ -139,7 +140,48 @@ def _indexing_maps(op: ir.Operation) -> list[ir.AffineMap]:
     return [ir.AffineMapAttr(a).value for a in maps] if maps else []
 
 
-def _root_from_op(op: ir.Operation, native_vector_bytes: int) -> RootOp:
+# What writes a dispatch's result when configs are dumped (and in older IREE builds).
+_STORES = ("iree_codegen.store_to_buffer", "iree_tensor_ext.dispatch.tensor.store")
+
+
+def _dispatch_ops(func: ir.Operation, root: ir.Operation) -> DispatchOps | None:
+    """The dispatch as the transform-dialect tier rebuilds it (see `DispatchOps`), or None:
+    one store, written by the last linalg op, which is the root or an elementwise consumer
+    whose loops map onto the root's."""
+    linalg_ops, stores = [], []
+    stack = [func]
+    while stack:  # pre-order, in IR order: what a transform `match` returns
+        op = stack.pop()
+        if op.name.startswith("linalg.") and op != func:
+            linalg_ops.append(op)
+            continue
+        if op.name in _STORES:
+            stores.append(op)
+        children = [o.operation for r in op.regions for b in r.blocks for o in b.operations]
+        stack.extend(reversed(children))
+    if len(stores) != 1 or not linalg_ops or root not in linalg_ops:
+        return None
+    last = linalg_ops[-1]
+    if stores[0].operands[0].owner != last:
+        return None
+    index = linalg_ops.index(root)
+    if last == root:
+        return DispatchOps(len(linalg_ops), index)
+    iterators = (
+        [str(a) for a in ir.ArrayAttr(last.attributes["iterator_types"])] if "iterator_types" in last.attributes else []
+    )
+    last_maps, root_maps = _indexing_maps(last), _indexing_maps(root)
+    if not last_maps or not root_maps or any("parallel" not in it for it in iterators):
+        return None
+    outputs = [_dim_position(e) for e in last_maps[-1].results]
+    root_outputs = [_dim_position(e) for e in root_maps[-1].results]
+    if len(outputs) != last_maps[-1].n_dims or len(outputs) != len(root_outputs) or None in root_outputs:
+        return None
+    loops = tuple(root_outputs[outputs.index(j)] if j in outputs else None for j in range(len(outputs)))
+    return None if None in loops else DispatchOps(len(linalg_ops), index, loops)
+
+
+def _root_from_op(op: ir.Operation, native_vector_bytes: int, func: ir.Operation | None = None) -> RootOp:
     maps = _indexing_maps(op)
     bounds = _loop_bounds(op, maps) if maps else []
     iterators = []
@@ -171,6 +213,8 @@ def _root_from_op(op: ir.Operation, native_vector_bytes: int) -> RootOp:
                 default = CompilationConfig.make(pipeline, {k: list(v) for k, v in tiles.items()}, peeling)
             except ValueError:
                 default = None
+    if matcher is not None and func is not None:
+        matcher = dataclasses.replace(matcher, dispatch_ops=_dispatch_ops(func, op))
     clone = op.clone()
     for attr in ("lowering_config", "root_op", "compilation_info", "linalg.memoized_indexing_maps"):
         if attr in clone.attributes:
@@ -248,6 +292,6 @@ def read_configured_executables(folder: pathlib.Path) -> dict[str, Dispatch]:
                 # A config set by a tuning spec comes without IREE's root_op mark: then the
                 # root is the op that carries distribution tiles.
                 op = roots.get(name) or _distributed_op(func)
-                root = _root_from_op(op, _native_vector_bytes(func)) if op is not None else None
+                root = _root_from_op(op, _native_vector_bytes(func), func) if op is not None else None
                 result[name] = Dispatch(name=name, root=root, source_hash=_source_hash(func))
     return result

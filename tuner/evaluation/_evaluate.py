@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import iree
 from ..dispatches import TuningTarget, read_configured_executables
-from ..spec import CompilationConfig, render_spec
+from ..spec import TRANSFORM_DIALECT, CompilationConfig, render_spec
 from ._cache import Cache, cache_key
 from ._model import ModelContext
 from ._status import TrialStatus
@@ -164,7 +164,13 @@ class Evaluator:
     def _compile(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path):
         assert target.root.matcher is not None
         shutil.rmtree(work, ignore_errors=True)
-        compiled = self.model.compile_trial(work, target.dispatches, render_spec([(target.root.matcher, config)]))
+        spec_text = render_spec([(target.root.matcher, config)])
+        if config.pipeline == TRANSFORM_DIALECT:
+            # A codegen script is validated before any compile (IREE's pipelines need not be).
+            error = iree.mlir_error(spec_text)
+            if error is not None:
+                return TrialResult(TrialStatus.COMPILE_ERROR.value, error=f"iree-opt rejects the script: {error}")
+        compiled = self.model.compile_trial(work, target.dispatches, spec_text)
         if not compiled.ok:
             return TrialResult(
                 TrialStatus.of_compile(compiled.status).value, error=compiled.error, compile_s=compiled.seconds

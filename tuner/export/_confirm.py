@@ -18,7 +18,7 @@ from .. import iree
 from ..dispatches import TuningTarget
 from ..evaluation import Cache, ModelContext, TrialStatus, cache_key
 from ..pipelines import with_scripts_in
-from ..spec import CompilationConfig, render_spec
+from ..spec import CompilationConfig, render_spec, uses_codegen_library
 
 log = logging.getLogger("schedtune")
 
@@ -258,5 +258,7 @@ def write_exports(folder: pathlib.Path, confirmation: Confirmation, tuned_flags:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tuning_spec.mlir").write_text(confirmation.spec_text)
     flags = with_scripts_in(tuned_flags, folder / "pipeline_scripts")
+    if uses_codegen_library(confirmation.spec_text):
+        flags.append(f"--iree-codegen-transform-dialect-library={(folder / 'tuning_spec.mlir').resolve()}")
     (folder / "compile_flags.txt").write_text("".join(f"{f}\n" for f in flags))
     return flags

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from ..errors import ToolError
+from ..spec import uses_codegen_library
 
 
 @functools.cache
@@ -193,6 +194,8 @@ def compile_model(
         # compile in 15 of the GPT-2 block. Single-threaded MLIR passes avoid the race and
         # write the same module, byte for byte, for a slightly longer compile.
         args += [f"--iree-codegen-tuning-spec-path={spec}", "--mlir-disable-threading"]
+        if uses_codegen_library(spec.read_text()):
+            args.append(f"--iree-codegen-transform-dialect-library={spec}")
     if configs_dir is not None:
         if not keep_configs:
             shutil.rmtree(configs_dir, ignore_errors=True)
@@ -468,6 +471,21 @@ def registered_passes() -> dict[str, frozenset[str]]:
         else:
             current = None
     return {name: frozenset(options) for name, options in passes.items()}
+
+
+def mlir_error(text: str) -> str | None:
+    """None when iree-opt parses and verifies `text` (e.g. a tuning spec with codegen
+    sequences), else its first error line: a script that cannot be read fails here in a
+    fraction of a second instead of in a compile."""
+    with tempfile.TemporaryDirectory(prefix="schedtune-mlir-") as folder:
+        path = pathlib.Path(folder) / "input.mlir"
+        path.write_text(text)
+        proc = _run([tool("iree-opt"), str(path), "-o", os.devnull], 60)
+    if proc.returncode == 0:
+        return None
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    errors = [ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln]  # without the temp file's name
+    return (errors or lines or [f"iree-opt exited {proc.returncode}"])[0]
 
 
 @functools.cache

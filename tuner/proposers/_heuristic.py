@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..spaces import Skeleton, loop_names
+from ..spec import TRANSFORM_DIALECT
 from ._base import Proposal, ProposalRequest, Proposer
 
 
@@ -60,6 +61,8 @@ class HeuristicProposer(Proposer):
                 )
             )
         skeletons += space.library_skeletons(root)
+        if TRANSFORM_DIALECT in space.pipelines:
+            skeletons.append(space.transform_skeleton(root))
         full = space.full_skeleton(root)
         skeletons.append(
             Skeleton.make(

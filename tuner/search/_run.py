@@ -29,6 +29,7 @@ class SearchSettings:
     # after IREE's default. With `history_only`, they (and the default) are the whole search.
     hints: Callable[[TuningTarget, KnobSpace], list[CompilationConfig]] | None = None
     history_only: bool = False
+    transform_dialect: bool = False  # offer the transform-dialect tier where a dispatch allows it
 
 
 @dataclasses.dataclass
@@ -68,6 +69,8 @@ def search_targets(
             skipped[target.key] = f"no space for op family {target.root.family}"
             continue
         space = space.admitting(target.root)
+        if settings.transform_dialect:
+            space = space.offering_transform_dialect(target.root)
         request = ProposalRequest(target, space, settings.cpu_features, _centre_check(evaluator, target))
         proposal = proposer.propose(request)
         if proposal.notes:
@@ -98,7 +101,9 @@ def search_targets(
             defaults,
             evaluator,
             storage=storage,
-            study_name=f"{settings.job}:{target.key}:{settings.build_tag}",
+            # The transform-dialect tier widens the search space: a study of its own.
+            study_name=f"{settings.job}:{target.key}:{settings.build_tag}"
+            + (":td" if settings.transform_dialect else ""),
             history_prefix=f"{settings.job}:{target.key}:",
             trials=trials,
             warm_start=warm,

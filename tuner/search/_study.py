@@ -139,7 +139,11 @@ def tune_target(
         previous = _previous_studies(storage, history_prefix, study_name) if history_prefix else []
         carried = [p for p in previous if p.user_attrs.get(attrs.SKELETONS)]
         if carried:
-            skeletons = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
+            # The old study's skeletons (its winners re-verified), then any proposed today that it
+            # lacks (e.g. the transform-dialect tier, switched on since).
+            old = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
+            names = {s.name for s in old}
+            skeletons = old + tuple(s for s in skeletons if s.name not in names)
         # Workers starting together may each bring skeletons (an LLM's differ from run to run);
         # the first to store them fixes the study's search space for all.
         fixed = evaluator.cache.setdefault(

@@ -19,7 +19,7 @@ import yaml
 from ..dispatches import RootOp
 from ..errors import SpaceError
 from ..families import get_family
-from ..spec import MAX_NATIVE_VECTORS, PIPELINES, TILE_LEVELS, CompilationConfig
+from ..spec import MAX_NATIVE_VECTORS, PIPELINES, TILE_LEVELS, TRANSFORM_DIALECT, CompilationConfig, transform_problems
 
 # The top-level spaces/ folder, reached through a link inside the package so that it ships
 # in the wheel (see pyproject.toml).
@@ -189,6 +189,46 @@ class KnobSpace:
             admitted_loops=tuple(loop_names(root)),
         )
 
+    def offering_transform_dialect(self, root: RootOp) -> KnobSpace:
+        """This space with the transform-dialect tier as one more pipeline, where the root's
+        dispatch can be rebuilt by a script (see `spec/_transform.py`)."""
+        if root.matcher is None or root.matcher.dispatch_ops is None or TRANSFORM_DIALECT in self.pipelines:
+            return self
+        return dataclasses.replace(self, pipelines=(*self.pipelines, TRANSFORM_DIALECT))
+
+    def transform_skeleton(self, root: RootOp) -> Skeleton:
+        """The transform-dialect tier's skeleton: the three innermost parallel loops take the
+        workgroup grid, tiles divide their loops (no dynamic shapes for the vectoriser), each
+        reduction is stepped one at a time or whole."""
+        parallel = [i for i, l in enumerate(root.loops) if l.parallel]
+        grid = parallel[-3:]
+        levels: dict[str, dict[str, list[int]]] = {
+            "distribution": {},
+            "vector_common_parallel": {},
+            "vector_reduction": {},
+        }
+        for i, (name, loop) in enumerate(zip(loop_names(root), root.loops)):
+            divisors = [d for d in (1, 2, 4, 8, 16, 32, 64, loop.bound) if d <= loop.bound and loop.bound % d == 0]
+            if loop.parallel:
+                levels["distribution"][name] = (
+                    sorted({d for d in divisors if d > 1} or {loop.bound}) if i in grid else [0]
+                )
+                levels["vector_common_parallel"][name] = sorted({d for d in divisors if d <= 32})
+                levels["vector_reduction"][name] = [0]
+            else:
+                levels["distribution"][name] = [0]
+                levels["vector_common_parallel"][name] = [0]
+                levels["vector_reduction"][name] = sorted({1, loop.bound})
+        return Skeleton.make(
+            "td:tile-fuse-vectorise",
+            TRANSFORM_DIALECT,
+            [False],
+            levels,
+            {},
+            "transform-dialect codegen: workgroup tiles, a register block, reduction steps, every other op of the "
+            "dispatch fused in, vectorised",
+        )
+
     def _admitted_value(self, level: str, loop: str) -> int | None:
         if self.admitted is None or loop not in self.admitted_loops:
             return None
@@ -302,6 +342,12 @@ class KnobSpace:
                 f"vector tile has {elements} elements; IREE rejects {limit} or more on this CPU "
                 f"({MAX_NATIVE_VECTORS} native vectors)"
             )
+        if config.pipeline == TRANSFORM_DIALECT:
+            if root.matcher is None or root.matcher.dispatch_ops is None:
+                errors.append("this dispatch cannot be rebuilt by a transform script")
+            bounds = [l.bound for l in root.loops]
+            errors += transform_problems(config, bounds, [l.parallel for l in root.loops])
+            return errors
         family = get_family(self.family)
         if family is not None:
             errors += family.check_config(config, root.loops, limit)
@@ -342,7 +388,10 @@ class KnobSpace:
                 if not vals:
                     errors.append(f"{lvl}.{loop}: no values given; legal: {legal}")
                     continue
-                bad = [v for v in vals if not self.is_legal(lvl, loop, l.bound, v)]
+                if skeleton.pipeline == TRANSFORM_DIALECT:  # its own rules: check_config
+                    bad = [v for v in vals if not 0 <= v <= l.bound]
+                else:
+                    bad = [v for v in vals if not self.is_legal(lvl, loop, l.bound, v)]
                 if bad:
                     errors.append(f"{lvl}.{loop}: {bad} not allowed; legal: {legal}")
         required = [l for l in self.levels if l not in self.ties and l not in tied]

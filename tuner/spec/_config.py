@@ -28,7 +28,10 @@ PIPELINES = (
     "BufferOpsTileAndVectorize",
     "DataTiling",
     "LinalgExtTileAndVectorize",
+    "TransformDialectCodegen",  # the transform-dialect tier (spec/_transform.py): not an IREE pipeline
 )
+TRANSFORM_DIALECT = "TransformDialectCodegen"
+TRANSFORM_DIALECT_INFO = "#iree_codegen.transform_dialect_codegen"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +62,22 @@ class CompilationConfig:
         body = ", ".join(f"{lvl} = [{', '.join(map(str, sizes))}]" for lvl, sizes in sorted(self.tiles))
         return f"#iree_cpu.lowering_config<{body}>"
 
-    def translation_info_attr(self) -> str:
+    def translation_info_attr(self, codegen: str = "") -> str:
+        """`codegen`: the transform-dialect tier's codegen sequence for this op, by name."""
+        if self.pipeline == TRANSFORM_DIALECT:
+            if not codegen:
+                raise ValueError("a transform-dialect config needs the name of its codegen sequence")
+            return f"#iree_codegen.translation_info<pipeline = {TRANSFORM_DIALECT_INFO} codegen_spec = @{codegen}>"
         extra = ", {enable_loop_peeling}" if self.loop_peeling else ""
         return f"#iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<{self.pipeline}>{extra}>"
 
-    def compilation_info_attr(self) -> str:
+    def compilation_info_attr(self, codegen: str = "") -> str:
+        # Under the transform-dialect tier IREE keeps the lowering_config on the op: it is how
+        # a build is read back to check that the script was applied.
         return (
             f"#iree_codegen.compilation_info<\n"
             f"      lowering_config = {self.lowering_config_attr()},\n"
-            f"      translation_info = {self.translation_info_attr()}>"
+            f"      translation_info = {self.translation_info_attr(codegen)}>"
         )
 
     def canonical(self) -> str:
@@ -130,6 +140,8 @@ def parse_native_vector_bytes(target_attr_text: str) -> int:
 
 def parse_translation_info(attr_text: str) -> tuple[str, bool]:
     """(pipeline, loop peeling) from a printed `#iree_codegen.translation_info<...>`."""
+    if TRANSFORM_DIALECT_INFO in attr_text:
+        return TRANSFORM_DIALECT, False
     marker = "#iree_cpu.pipeline<"
     start = attr_text.find(marker)
     if start < 0:

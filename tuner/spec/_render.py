@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._config import CompilationConfig
+from ._config import TRANSFORM_DIALECT, CompilationConfig
+from ._transform import DispatchOps, render_codegen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ class OpMatcher:
     indexing_maps: tuple[str, ...] = ()
     operand_types: tuple[tuple[int, str], ...] = ()
     operand_count: int = 0
+    # The dispatch around the op, for the transform-dialect tier (None where it cannot be rebuilt).
+    dispatch_ops: DispatchOps | None = None
 
     _RESULTS = {
         "contraction": ("batch", "m", "n", "k"),
@@ -52,7 +55,7 @@ class OpMatcher:
         if self.kind == "operands" and not (self.operand_types and self.operand_count):
             raise ValueError("an operands matcher needs the operand types and count")
 
-    def render(self, name: str, config: CompilationConfig) -> str:
+    def render(self, name: str, config: CompilationConfig, codegen: str = "") -> str:
         results = self._RESULTS[self.kind]
         types = f"lhs_type = {self.lhs_type}, rhs_type = {self.rhs_type}, output_type = {self.output_type}"
         maps = f", indexing_maps = [{', '.join(self.indexing_maps)}]" if self.indexing_maps else ""
@@ -95,7 +98,7 @@ class OpMatcher:
                 f"    transform.iree.match.dims_equal %{result}, [{', '.join(map(str, sizes))}] : !transform.param<i64>"
             )
         lines += [
-            f"    %config = transform.param.constant {config.compilation_info_attr()} -> !transform.any_param",
+            f"    %config = transform.param.constant {config.compilation_info_attr(codegen)} -> !transform.any_param",
             "    transform.yield %op, %config : !transform.any_op, !transform.any_param",
             "  }",
         ]
@@ -124,7 +127,15 @@ def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
         "    transform.yield",
         "  }",
     ]
-    parts += [matcher.render(name, config) for name, (matcher, config) in zip(names, entries)]
+    for i, (name, (matcher, config)) in enumerate(zip(names, entries)):
+        codegen = ""
+        if config.pipeline == TRANSFORM_DIALECT:
+            if matcher.dispatch_ops is None:
+                raise ValueError(f"{matcher.op_name}: its dispatch cannot be rebuilt by a transform script")
+            codegen = f"codegen_{i}"
+            n_loops = len(next(iter(config.tile_map.values())))
+            parts.append(render_codegen(codegen, matcher.dispatch_ops, config, n_loops))
+        parts.append(matcher.render(name, config, codegen))
     pairs = ", ".join(f"@{n} -> @apply_op_config" for n in names)
     parts += [
         "  transform.named_sequence @__kernel_config(%variant_op: !transform.any_op {transform.consumed})"

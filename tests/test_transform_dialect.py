@@ -1,0 +1,157 @@
+"""The transform-dialect tier: a codegen script per dispatch, rendered from the config's tiles,
+validated with iree-opt, compiled with a timeout and checked like every candidate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import optuna
+import pytest
+
+from tuner import iree
+from tuner.config import load_config
+from tuner.evaluation import Cache, Evaluator, ModelContext
+from tuner.export._confirm import Confirmation, write_exports
+from tuner.search import attrs
+from tuner.spaces import load_space
+from tuner.spec import TRANSFORM_DIALECT, CompilationConfig, DispatchOps, _transform, render_spec
+
+from .conftest import DATA, run_tune, target_of
+
+MODEL = DATA / "depthwise_nchw_relu.mlir"  # fill, depthwise (n, oh, ow, c, kh, kw), bias + ReLU6
+INPUTS = ("2x16x18x18xf32", "16x3x3xf32", "16xf32")
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    return target_of(MODEL, tmp_path_factory.mktemp("td"), "depthwise")
+
+
+def _config(distribution=(1, 4, 16, 0, 0, 0), vector=(1, 1, 8, 1, 0, 0), steps=(0, 0, 0, 0, 1, 1)):
+    return CompilationConfig.make(
+        TRANSFORM_DIALECT,
+        {"distribution": list(distribution), "vector_common_parallel": list(vector), "vector_reduction": list(steps)},
+    )
+
+
+def _evaluator(tmp_path, compile_timeout_s: float = 120.0) -> Evaluator:
+    model = ModelContext(
+        MODEL,
+        "main",
+        iree.save_inputs(INPUTS, tmp_path / "in", 0),
+        iree.target_flags("host"),
+        tmp_path / "w",
+        compile_timeout_s=compile_timeout_s,
+    )
+    return Evaluator(model, Cache(f"sqlite:///{tmp_path / 'cache.db'}"))
+
+
+def test_the_dispatch_is_read_for_the_script(target, tmp_path):
+    # The consumer's loops (n, c, h, w) are the root's loops 0, 3, 1, 2.
+    assert target.root.matcher.dispatch_ops == DispatchOps(3, 1, (0, 3, 1, 2))
+    nhwc = target_of(DATA / "depthwise_nhwc.mlir", tmp_path / "nhwc", "depthwise")
+    assert nhwc.root.matcher.dispatch_ops == DispatchOps(2, 1, None)  # the root writes the result
+
+
+def test_constraints_name_what_cannot_be_built(target):
+    space = load_space("depthwise").offering_transform_dialect(target.root)
+    assert TRANSFORM_DIALECT in space.pipelines
+    assert space.check_config(_config(), target.root) == []
+    four = space.check_config(_config(distribution=(1, 4, 8, 8, 0, 0)), target.root)
+    assert any("workgroup grid takes 1 to 3" in e for e in four)
+    uneven = space.check_config(_config(distribution=(1, 3, 16, 0, 0, 0)), target.root)
+    assert any("does not divide" in e for e in uneven)
+    tiled_reduction = space.check_config(_config(vector=(1, 1, 8, 1, 1, 0)), target.root)
+    assert any("is a reduction" in e for e in tiled_reduction)
+    skeleton = space.transform_skeleton(target.root)
+    assert not space.check_skeleton(skeleton, target.root)
+
+
+def test_script_applies_and_computes_the_same(target, tmp_path):
+    spec = render_spec([(target.root.matcher, _config())])
+    assert iree.mlir_error(spec) is None
+    result = _evaluator(tmp_path).evaluate(target, _config())
+    # `ok` includes: the build's config read back is this one (pipeline and tiles), and the
+    # outputs match IREE's default build.
+    assert result.status == "ok", result.error
+    assert result.time_ns > 0 and result.max_error is not None and result.max_error < 1e-4
+
+
+def test_script_without_the_workgroup_count_is_a_wrong_result(target, tmp_path, monkeypatch):
+    """IREE's trap: without the workgroup-count op the dispatch compiles, runs and computes
+    only part of its output. The numerics check catches it."""
+    monkeypatch.setattr(_transform, "WORKGROUP_COUNT", "")
+    assert "workgroup_count" not in render_spec([(target.root.matcher, _config())])
+    result = _evaluator(tmp_path).evaluate(target, _config())
+    assert result.status == "wrong_result", (result.status, result.error)
+
+
+def test_unreadable_script_is_rejected_before_compiling(target, tmp_path, monkeypatch):
+    monkeypatch.setattr(_transform, "_LOWERING", [*_transform._LOWERING, "    transform.no_such_op %func"])
+    evaluator = _evaluator(tmp_path)
+    before = iree.compiles_so_far()
+    result = evaluator.evaluate(target, _config())
+    assert result.status == "compile_error" and result.error.startswith("iree-opt rejects the script"), result
+    assert "\n" not in result.error
+    assert iree.compiles_so_far() - before <= 1  # IREE's default build (the reference), nothing else
+
+
+def test_script_that_hangs_is_a_timeout(target, tmp_path, fake_tool):
+    evaluator = _evaluator(tmp_path, compile_timeout_s=5)
+    evaluator.reference_outputs()  # the default build, before the hanging compiler is in place
+    fake_tool("iree-compile", "hanging_transform_compiler")
+    start = time.monotonic()
+    result = evaluator.evaluate(target, _config())
+    assert result.status == "compile_timeout"
+    assert time.monotonic() - start < 60  # two attempts of 5 s, each process group killed
+
+
+def test_exported_script_builds_with_stock_iree_compile(target, tmp_path):
+    spec = render_spec([(target.root.matcher, _config())])
+    confirmation = Confirmation([1.0], [1.0], 1, [target.label], {}, {}, spec, 0.0)
+    flags = write_exports(tmp_path / "export", confirmation, [])
+    assert flags == [f"--iree-codegen-transform-dialect-library={(tmp_path / 'export' / 'tuning_spec.mlir').resolve()}"]
+    proc = subprocess.run(
+        [
+            iree.tool("iree-compile"),
+            str(MODEL),
+            *iree.target_flags("host"),
+            *flags,
+            f"--iree-codegen-tuning-spec-path={tmp_path / 'export' / 'tuning_spec.mlir'}",
+            "--mlir-disable-threading",
+            "--compile-to=executable-configurations",
+            "-o",
+            str(tmp_path / "configs.mlir"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "transform_dialect_codegen codegen_spec = @codegen_0" in (tmp_path / "configs.mlir").read_text()
+
+
+def test_tune_offers_the_tier_when_asked(tmp_path):
+    config = tmp_path / "td.yaml"
+    config.write_text(
+        f"name: td\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: mlir, path: {MODEL}, entry: main, inputs: [{', '.join(INPUTS)}]}}\n"
+        "budget: {trials_per_dispatch: 8, confirm_rounds: 3}\n"
+        "search: {sampler: random, seed: 0, tune_model_flags: false, transform_dialect: true}\n"
+    )
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr
+    job = load_config(config)
+    (summary,) = [s for s in optuna.get_all_study_summaries(job.storage) if s.study_name.endswith(":td")]
+    skeletons = [s["name"] for s in json.loads(summary.user_attrs[attrs.SKELETONS])]
+    assert "td:tile-fuse-vectorise" in skeletons
+    trials = optuna.load_study(study_name=summary.study_name, storage=job.storage).trials
+    scripted = [t for t in trials if t.params.get("skeleton") == "td:tile-fuse-vectorise"]
+    assert scripted, "the seeded search drew no transform-dialect point"
+    # Each is either measured (built, applied, numerics checked) or a named constraint.
+    assert all(t.user_attrs.get(attrs.STATUS) in ("ok", "constraint", "duplicate") for t in scripted), [
+        (t.user_attrs.get(attrs.STATUS), t.user_attrs.get("error")) for t in scripted
+    ]
+    assert any(t.user_attrs.get(attrs.STATUS) == "ok" for t in scripted)
