@@ -14,6 +14,7 @@ from ...dispatches import TuningTarget
 from ...families import get_family
 from ...knowledge import Note, PastResult
 from ...spaces import KnobSpace, loop_names
+from ...spec import TRANSFORM_DIALECT
 
 MAX_SKELETONS = 3
 MAX_CHOICES = 4
@@ -23,6 +24,14 @@ SYSTEM = (
     "You propose schedule skeletons for one IREE llvm-cpu dispatch. A skeleton fixes the "
     "pipeline and lists, for every tile level and loop, a few candidate tile sizes; a search "
     "then picks among them. Answer with JSON only."
+)
+
+# What the transform-dialect tier's knobs mean (spec/_transform.py), for the LLM.
+TRANSFORM_DIALECT_NOTE = (
+    f"Pipeline {TRANSFORM_DIALECT} is a transform-dialect codegen script of this dispatch, not an IREE "
+    "pipeline: distribution = workgroup tiles of 1 to 3 parallel loops (0 elsewhere), vector_common_parallel = "
+    "the register block inside them, vector_reduction = the step of each reduction loop (0 = whole); every "
+    "tile must divide its loop (and the register block the workgroup tile); no loop peeling."
 )
 
 
@@ -129,6 +138,8 @@ def build_messages(
         f"Fixed values (set for you, leave out): {json.dumps(fixed, separators=(',', ':'))}",
         f"Constraint: product of vector tiles < {root.vector_limit}; vector tile <= distribution tile.",
     ]
+    if TRANSFORM_DIALECT in space.pipelines:
+        lines.append(TRANSFORM_DIALECT_NOTE)
     if notes:
         lines.append("Notes: " + " ".join(f"- {n.text}" for n in notes))
     if past:
