@@ -142,7 +142,10 @@ def render_codegen(name: str, ops: DispatchOps, config: CompilationConfig, n_loo
         script.add(f"{WORKGROUP_COUNT} {forall} : ({_OP}) -> ()")
     script.fuse(handles, others, forall)
     handles[last], loops = script.tile_for(handles[last], register)
-    if loops:
+    if loops and ops.last_loops is not None:
+        # The root (and its init) into the consumer's register tile. A root that writes the
+        # result keeps its init at workgroup level: that init is the loops' iter_arg, which
+        # fuse_into_containing_op cannot take.
         script.fuse(handles, others, loops[-1])
     handles[ops.root], _ = script.tile_for(handles[ops.root], steps)
     script.lines += _LOWERING
@@ -167,6 +170,9 @@ _LOWERING = [
     f"    %bufferised = transform.iree.bufferize %variant_op : ({_OP}) -> {_OP}",
     f'    %memref_func = transform.structured.match ops{{["func.func"]}} in %bufferised : ({_OP}) -> {_OP}',
     f"    transform.iree.forall_to_workgroup %memref_func : ({_OP}) -> ()",
+    # Temporaries of fused tiles are allocated inside the loops; LLVM lowering wants them
+    # at the function's entry.
+    f"    transform.iree.hoist_static_alloc %memref_func : ({_OP}) -> ()",
     "    transform.apply_patterns to %memref_func {",
     '      transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"',
     "      transform.apply_patterns.vector.lower_outerproduct",
