@@ -89,7 +89,7 @@ def main() -> None:
         ratio = best["pipelines"] / best["script"] if best["pipelines"] and best["script"] else None
         print(
             f"{target.label:30s} {show(base):>10s} {show(best['pipelines']):>10s} "
-            f"{show(best['script']):>10s} {('%.2f' % ratio) if ratio else '-':>11s}  {statuses['script']}"
+            f"{show(best['script']):>10s} {f"{ratio:.2f}" if ratio else "-":>11s}  {statuses['script']}"
         )
 
 
