@@ -86,10 +86,10 @@ def main() -> None:
             if name == "pipelines":
                 base = outcome.baseline_ns
         show = lambda ns: "-" if ns is None else f"{ns / 1e3:.0f}"  # noqa: E731
-        ratio = best["pipelines"] / best["script"] if best["pipelines"] and best["script"] else None
+        ratio = f"{best['pipelines'] / best['script']:.2f}" if best["pipelines"] and best["script"] else "-"
         print(
             f"{target.label:30s} {show(base):>10s} {show(best['pipelines']):>10s} "
-            f"{show(best['script']):>10s} {f"{ratio:.2f}" if ratio else "-":>11s}  {statuses['script']}"
+            f"{show(best['script']):>10s} {ratio:>11s}  {statuses['script']}"
         )
 
 
