@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import os
 import pathlib
 import shutil
@@ -84,11 +85,16 @@ class Evaluator:
         """The whole dispatch (root op and what is fused with it, names canonicalised), the
         config, compiler, CPU, flags and how it is measured: a verdict is reused only where
         every input to it is the same."""
+        # A transform-dialect config is its script: a new script template is a new candidate.
+        script = {}
+        if config.pipeline == TRANSFORM_DIALECT and target.root.matcher is not None:
+            script = {"script": hashlib.sha256(render_spec([(target.root.matcher, config)]).encode()).hexdigest()}
         return cache_key(
             kind="trial",
             dispatch=target.dispatch_key,
             config=config.canonical(),
             measurement=self._measurement,
+            **script,
             **self.model.fingerprint,
         )
 

@@ -178,7 +178,10 @@ _LOWERING = [
     "      transform.apply_patterns.vector.lower_outerproduct",
     "      transform.apply_patterns.canonicalization",
     f"    }} : {_OP}",
+    # Accumulators stay in registers across a reduction loop instead of a load and a store
+    # per step (this consumes the function's handle).
+    f"    %hoisted = transform.structured.hoist_redundant_vector_transfers %memref_func : ({_OP}) -> {_OP}",
     "    %done = transform.param.constant #iree_codegen.translation_info<pipeline = #iree_codegen.no_pipeline>"
     " -> !transform.any_param",
-    f'    transform.annotate %memref_func "translation_info" = %done : {_OP}, !transform.any_param',
+    f'    transform.annotate %hoisted "translation_info" = %done : {_OP}, !transform.any_param',
 ]
