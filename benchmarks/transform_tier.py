@@ -6,7 +6,9 @@ random sampler, one after the other, every trial timed in the whole model like a
   family's library, the whole space), IREE's default config first;
 - transform dialect: the tier's skeleton alone.
 Prints per target IREE's default (as a trial), the best of each, and best pipeline / best
-script (> 1: the script is faster). Both searches share the job's evaluation cache.
+script (> 1: the script is faster). Both searches share the job's evaluation cache. Then
+(`--rounds`) the two winners are built into the whole model, one spec each, and their
+dispatch timed in the model in interleaved rounds (A B A B): the median ratio and its range.
 
     python benchmarks/transform_tier.py --report reports/mobilenet --build channels-last --trials 16
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import statistics
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -27,7 +30,7 @@ from tuner.evaluation import Cache, Evaluator, ModelContext  # noqa: E402
 from tuner.proposers import HeuristicProposer, ProposalRequest, default_values  # noqa: E402
 from tuner.search import tune_target  # noqa: E402
 from tuner.spaces import load_space  # noqa: E402
-from tuner.spec import TRANSFORM_DIALECT  # noqa: E402
+from tuner.spec import TRANSFORM_DIALECT, render_spec  # noqa: E402
 
 
 def main() -> None:
@@ -36,6 +39,7 @@ def main() -> None:
     parser.add_argument("--build", default="default", help="a flag candidate of the job (default, channels-last, ...)")
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved in-model rounds of the two winners")
     args = parser.parse_args()
     summary = json.loads((args.report / "summary.json").read_text())
     flags = next(c["flags"] for c in summary["flag_candidates"] if c["name"] == args.build)
@@ -67,6 +71,7 @@ def main() -> None:
         piped = tuple(s for s in skeletons if s.pipeline != TRANSFORM_DIALECT)
         defaults = {piped[0].name: default_values(piped[0], request)} if piped[0].name == "near-default" else {}
         best = {}
+        winners = {}
         statuses = {}
         for name, group, enqueued in (("pipelines", piped, defaults), ("script", scripted, {})):
             outcome = tune_target(
@@ -82,6 +87,7 @@ def main() -> None:
                 seed=args.seed,
             )
             best[name] = outcome.best_ns
+            winners[name] = outcome.best_config
             statuses[name] = outcome.statuses
             if name == "pipelines":
                 base = outcome.baseline_ns
@@ -91,6 +97,28 @@ def main() -> None:
             f"{target.label:30s} {show(base):>10s} {show(best['pipelines']):>10s} "
             f"{show(best['script']):>10s} {ratio:>11s}  {statuses['script']}"
         )
+        if args.rounds and all(winners.values()):
+            print("   in the model: " + _head_to_head(model, target, winners, args.rounds))
+
+
+def _head_to_head(model: ModelContext, target, winners: dict, rounds: int) -> str:
+    """Best pipeline config vs best script, each in a whole-model build, the target's dispatches
+    timed in interleaved rounds; 'pipeline/script median (range)', > 1: the script is faster."""
+    builds = {}
+    for name, config in winners.items():
+        built = model.compile(model.workdir / f"tier_{name}", spec_text=render_spec([(target.root.matcher, config)]))
+        if not built.ok:
+            return f"the {name} build failed: {built.error[:200]}"
+        builds[name] = built.vmfb
+    ratios = []
+    for _ in range(rounds):
+        ns = {}
+        for name, vmfb in builds.items():
+            timings = iree.profile_dispatches(vmfb, model.entry, model.inputs, model.workdir / f"tier_prof_{name}")
+            per_call = iree.per_call_ns(timings)
+            ns[name] = sum(per_call[d] for d in target.dispatches if d in per_call)
+        ratios.append(ns["pipelines"] / ns["script"])
+    return f"pipeline/script {statistics.median(ratios):.2f} (per round {min(ratios):.2f}-{max(ratios):.2f})"
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ CASES = [
     ("conv_batch1.mlir", "conv2d", ()),  # distribution 0 on the unit batch
     ("depthwise_nchw.mlir", "depthwise", ()),  # DoubleTilingExpert, vector kw 16 on a 3-tap row
     ("depthwise_nhwc.mlir", "depthwise", ()),
-    ("pool_nchw.mlir", "reduction", ()),  # ConvTileAndDecomposeExpert
+    ("pool_nchw.mlir", "pooling", ()),  # ConvTileAndDecomposeExpert, channels read as a batch loop
     ("row_centre.mlir", "reduction", ()),
     ("attention.mlir", "attention", ()),
     ("matmul.mlir", "mmt4d", ("--iree-global-opt-data-tiling",)),

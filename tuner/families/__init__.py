@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._attention import AttentionFamily
 from ._base import Loop, OpFamily, Recognised
-from ._convolution import Conv2dFamily, DepthwiseFamily
+from ._convolution import Conv2dFamily, DepthwiseFamily, PoolingFamily
 from ._matmul import MatmulFamily
 from ._mmt4d import Mmt4dFamily
 from ._reduction import ReductionFamily
@@ -19,6 +19,7 @@ FAMILIES: tuple[OpFamily, ...] = (
     AttentionFamily(),
     Conv2dFamily(),
     DepthwiseFamily(),
+    PoolingFamily(),
     Mmt4dFamily(),
     MatmulFamily(),
     ReductionFamily(),

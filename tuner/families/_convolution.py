@@ -1,4 +1,4 @@
-"""2-D convolutions: dense (conv2d) and depthwise, both read by linalg's convolution inference."""
+"""2-D convolutions: dense (conv2d), depthwise and pooling, read by linalg's convolution inference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
-from ._base import Loop, OpFamily, Recognised, is_mul_add, recognised_by_groups
+from ._base import Loop, OpFamily, Recognised, is_mul_add, operands_matcher, recognised_by_groups
 
 # Matcher result order of `transform.iree.match.convolution`.
 _GROUPS = ("n", "oh_ow", "oc", "kh_kw", "ic", "c")
@@ -86,3 +86,35 @@ class DepthwiseFamily(_ConvolutionFamily):
         if groups is None or not groups["c"] or groups["ic"] or len(groups["oh_ow"]) != 2:
             return None
         return _recognise(op, maps, bounds, groups)
+
+
+class PoolingFamily(OpFamily):
+    """Max, sum and average pooling: a sliding window with no filter operand (a window shape
+    only) and an add or max body. Linalg reads its channels as a second batch loop; here the
+    first batch loop is `n`, the other `c`. IREE gives it ConvTileAndDecomposeExpert, like
+    depthwise convs, and the space is theirs in kind: a register block along the contiguous
+    loop. There is no convolution matcher for a window without a filter: the spec matches the
+    op by name and exact operand types."""
+
+    name = "pooling"
+    expected_gain = 1.1
+    reduction_roles: ClassVar[frozenset[str]] = frozenset({"kh", "kw"})
+    prompt_notes = (
+        "Pooling (max/sum over a kh x kw window per channel): vectorise along the loop contiguous in the "
+        "output (c in NHWC, ow in NCHW) with a few of the other beside it; memory-bound."
+    )
+
+    def recognise(self, op, maps, bounds):
+        if len(list(op.operands)) < 3 or not linalg.isa_convolution_op(op) or is_mul_add(op):
+            return None
+        dims = linalg.infer_convolution_dimensions(op)
+        batch, image, window = list(dims.batch), list(dims.output_image), list(dims.filter_loop)
+        if len(image) != 2 or len(window) != 2 or len(batch) not in (1, 2) or list(dims.output_channel):
+            return None
+        roles = ["d"] * len(bounds)
+        for position, role in zip([*batch, *image, *window], ["n", "c"][: len(batch)] + ["oh", "ow", "kh", "kw"]):
+            roles[position] = role
+        if "d" in roles:
+            return None
+        outputs = len(op.results)
+        return Recognised(tuple(roles), operands_matcher(op, maps, len(list(op.operands)) - outputs))
