@@ -138,8 +138,9 @@ def test_tune_offers_the_tier_when_asked(tmp_path):
     config.write_text(
         f"name: td\noutput: {tmp_path / 'reports'}\n"
         f"model: {{format: mlir, path: {MODEL}, entry: main, inputs: [{', '.join(INPUTS)}]}}\n"
-        "budget: {trials_per_dispatch: 8, confirm_rounds: 3}\n"
-        "search: {sampler: random, seed: 0, tune_model_flags: false, transform_dialect: true}\n"
+        "budget: {trials_per_dispatch: 4, confirm_rounds: 3}\n"
+        "search: {sampler: tpe, seed: 0, tune_model_flags: false, transform_dialect: true,"
+        " transform_dialect_trials: 3}\n"
     )
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr
@@ -148,10 +149,9 @@ def test_tune_offers_the_tier_when_asked(tmp_path):
     skeletons = [s["name"] for s in json.loads(summary.user_attrs[attrs.SKELETONS])]
     assert "td:tile-fuse-vectorise" in skeletons
     trials = optuna.load_study(study_name=summary.study_name, storage=job.storage).trials
-    scripted = [t for t in trials if t.params.get("skeleton") == "td:tile-fuse-vectorise"]
-    assert scripted, "the seeded search drew no transform-dialect point"
-    # Each is either measured (built, applied, numerics checked) or a named constraint.
-    assert all(t.user_attrs.get(attrs.STATUS) in ("ok", "constraint", "duplicate") for t in scripted), [
-        (t.user_attrs.get(attrs.STATUS), t.user_attrs.get("error")) for t in scripted
-    ]
-    assert any(t.user_attrs.get(attrs.STATUS) == "ok" for t in scripted)
+    spent = [t for t in trials if t.user_attrs.get(attrs.STATUS) in ("ok", "compile_error", "wrong_result")]
+    scripted = [t for t in spent if t.params.get("skeleton") == "td:tile-fuse-vectorise"]
+    # The tier's own budget on top of the pipelines' (TPE alone gave it a few trials or none):
+    # at least its quota is drawn from it.
+    assert len(spent) == 4 + 3 and len(scripted) >= 3, [(t.params.get("skeleton"), t.user_attrs) for t in trials]
+    assert all(t.user_attrs.get(attrs.STATUS) == "ok" for t in scripted), [t.user_attrs.get("error") for t in scripted]

@@ -248,6 +248,7 @@ def _search_build(
         hints=_history_hints(ctx, model) if ctx.job.search.warm_start or ctx.job.search.from_history else None,
         history_only=ctx.job.search.from_history,
         transform_dialect=ctx.job.search.transform_dialect,
+        transform_dialect_trials=ctx.job.search.transform_dialect_trials,
     )
     prefix = f"{name}: " if several else ""
     result = search_targets(

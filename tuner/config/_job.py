@@ -74,8 +74,10 @@ class SearchSpec:
     # Checked with iree-opt before anything is compiled.
     pipelines: tuple[str, ...] = ()
     # Experimental: offer the transform-dialect tier (a codegen script per dispatch, its tiles
-    # as knobs) beside IREE's pipelines, where a dispatch can be rebuilt by a script.
+    # as knobs) beside IREE's pipelines, where a dispatch can be rebuilt by a script, with
+    # `transform_dialect_trials` trials of its own per target on top of trials_per_dispatch.
     transform_dialect: bool = False
+    transform_dialect_trials: int = 12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +211,8 @@ def load_config(path: str | pathlib.Path, *, output_override: str | None = None)
     if not 0 < budget.get("time_share", 0.9) <= 1:
         raise ConfigError("budget.time_share: must be in (0, 1]")
     search = sections["search"]
+    if search.get("transform_dialect_trials", 0) < 0:
+        raise ConfigError("search.transform_dialect_trials: must be >= 0")
     if search.get("pipeline_trials", 0) < 0 or search.get("pipeline_patience", 1) < 1:
         raise ConfigError("search.pipeline_trials: must be >= 0, and search.pipeline_patience >= 1")
     for i, text in enumerate(search.get("pipelines", ())):

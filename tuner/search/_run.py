@@ -10,7 +10,7 @@ from ..dispatches import TuningTarget
 from ..evaluation import Evaluator, TrialStatus
 from ..proposers import ProposalRequest, Proposer, default_values
 from ..spaces import KnobSpace, load_space, loop_names
-from ..spec import CompilationConfig
+from ..spec import TRANSFORM_DIALECT, CompilationConfig
 from ._study import TargetOutcome, tune_target
 
 log = logging.getLogger("schedtune")
@@ -30,6 +30,7 @@ class SearchSettings:
     hints: Callable[[TuningTarget, KnobSpace], list[CompilationConfig]] | None = None
     history_only: bool = False
     transform_dialect: bool = False  # offer the transform-dialect tier where a dispatch allows it
+    transform_dialect_trials: int = 0  # its trials per target, on top of `trials`
 
 
 @dataclasses.dataclass
@@ -93,6 +94,11 @@ def search_targets(
                 skipped[target.key] = "no similar config in the history: IREE's default kept"
                 continue
             trials = len(warm) + bool(defaults)
+        quota = {
+            s.name: settings.transform_dialect_trials for s in proposal.skeletons if s.pipeline == TRANSFORM_DIALECT
+        }
+        if not settings.history_only:
+            trials += sum(quota.values())
         task = progress.add(label(i, target), trials)
         outcome = tune_target(
             target,
@@ -107,6 +113,7 @@ def search_targets(
             history_prefix=f"{settings.job}:{target.key}:",
             trials=trials,
             warm_start=warm,
+            quota=quota,
             sampler=settings.sampler,
             seed=settings.seed,
             deadline=settings.deadline,

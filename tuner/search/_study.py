@@ -63,6 +63,17 @@ def _counted(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state in (TrialState.COMPLETE, TrialState.FAIL) and spends_budget(trial.user_attrs.get(attrs.STATUS))
 
 
+def _drawn(study: optuna.Study, skeleton: str) -> int:
+    """Trials of `skeleton` that spent budget, run, or wait in the queue."""
+    count = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            count += t.system_attrs.get("fixed_params", {}).get("skeleton") == skeleton
+        elif t.params.get("skeleton") == skeleton and (_counted(t) or t.state == TrialState.RUNNING):
+            count += 1
+    return count
+
+
 def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
     """Mark trials left RUNNING by a dead process as failed (`lost`); returns how many.
 
@@ -115,11 +126,15 @@ def tune_target(
     progress: ProgressFn | None = None,
     history_prefix: str | None = None,
     warm_start: list[dict] = (),
+    quota: dict[str, int] | None = None,
 ) -> TargetOutcome:
     """Run `target`'s study until it holds `trials` counted trials (or the deadline passes).
 
     `history_prefix` names earlier studies of the same target (e.g. under an older compiler):
-    a new study reuses their skeletons and re-verifies their best configs first.
+    a new study reuses their skeletons and re-verifies their best configs first. `quota`:
+    skeleton name -> trials drawn from it at least, whatever the sampler prefers (its other
+    knobs are still sampled): a skeleton the sampler would starve (the transform-dialect tier
+    next to IREE's pipelines) gets a share of the budget.
     """
     if isinstance(storage, str):
         storage = optuna.storages.RDBStorage(storage)
@@ -220,6 +235,10 @@ def tune_target(
         batch: list[tuple[optuna.Trial, CompilationConfig]] = []
         while len(batch) < min(batch_size, trials - finished) and attempts < 6 * trials:
             attempts += 1
+            for name, wanted in (quota or {}).items():
+                if name in by_name and _drawn(study, name) < wanted:
+                    study.enqueue_trial({"skeleton": name})
+                    break
             trial = study.ask()
             with _taken_over_ok(trial):
                 trial.set_user_attr(attrs.WORKER, evaluator.worker)
