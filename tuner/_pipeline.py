@@ -32,6 +32,7 @@ from .search import (
     choose_flags,
     measured_pipelines,
     plan_tuning_builds,
+    race,
     search_pipelines,
     search_targets,
     settle,
@@ -269,8 +270,10 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
     contenders = []
     all_winners = []
     for run, evaluator in runs:
-        # Another worker (shared storage) may still be finishing trials of these studies.
-        run.search.outcomes = [settle(o, ctx.storage, evaluator.model.stale_after_s) for o in run.search.outcomes]
+        # Another worker (shared storage) may still be finishing trials of these studies; then
+        # each target's best few race the default, so that the luckiest sample is not the pick.
+        settled = [settle(o, ctx.storage, evaluator.model.stale_after_s) for o in run.search.outcomes]
+        run.search.outcomes = [race(o, evaluator) for o in settled]
         winners = select_winners(run.search.outcomes, evaluator.usable)
         all_winners += winners
         run.confirmation = confirm(

@@ -167,6 +167,46 @@ class Evaluator:
                     self.cache.release(self.key(target, configs[i]))
         return [r for r in results if r is not None]
 
+    def race(self, target: TuningTarget, configs: list[CompilationConfig], rounds: int) -> list[list[float] | None]:
+        """Each config's time on `target` in `rounds` interleaved rounds (A B C A B C ...), in
+        the model like a trial; None for a config whose build fails. Numerics are not checked
+        again (these configs passed as trials). Cached: a re-run races nothing twice."""
+        key = cache_key(
+            kind="race",
+            dispatch=target.dispatch_key,
+            configs=[self.key(target, c) for c in configs],
+            rounds=rounds,
+        )
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit["times"]
+        work = self.model.workdir / f"race_{os.getpid()}"
+        builds: list[pathlib.Path | None] = []
+        try:
+            for i, config in enumerate(configs):
+                compiled = self._compile(target, config, work / str(i))
+                builds.append(None if isinstance(compiled, TrialResult) else compiled.vmfb)
+            self.compiles += len(configs)
+            times: list[list[float] | None] = [[] if vmfb else None for vmfb in builds]
+            for _ in range(rounds):
+                for i, vmfb in enumerate(builds):
+                    if vmfb is None:
+                        continue
+                    timings = iree.profile_dispatches(
+                        vmfb,
+                        self.model.entry,
+                        self.model.inputs,
+                        work / f"profile_{i}",
+                        iterations=self.model.profile_iterations,
+                        timeout_s=self.model.run_timeout_s,
+                    )
+                    in_model = iree.per_call_ns(timings)
+                    times[i].append(sum(in_model.get(n, 0.0) for n in target.dispatches))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.cache.put(key, "race", target.label, {"times": times})
+        return times
+
     def _compile(self, target: TuningTarget, config: CompilationConfig, work: pathlib.Path):
         assert target.root.matcher is not None
         shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,7 @@
 from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds
 from ._flags import FlagDecision, choose_flags
 from ._pipelines import PipelineEvaluator, PipelineResult, PipelineSearch, measured_pipelines, search_pipelines
+from ._race import race
 from ._run import SearchResult, SearchSettings, search_targets
 from ._study import TargetOutcome, make_sampler, recover_lost_trials, settle, summarize, tune_target
 
@@ -20,6 +21,7 @@ __all__ = [
     "make_sampler",
     "measured_pipelines",
     "plan_tuning_builds",
+    "race",
     "recover_lost_trials",
     "search_pipelines",
     "search_targets",
