@@ -115,8 +115,7 @@ def _head_to_head(model: ModelContext, target, winners: dict, rounds: int) -> st
         ns = {}
         for name, vmfb in builds.items():
             timings = iree.profile_dispatches(vmfb, model.entry, model.inputs, model.workdir / f"tier_prof_{name}")
-            per_call = iree.per_call_ns(timings)
-            ns[name] = sum(per_call[d] for d in target.dispatches if d in per_call)
+            ns[name] = iree.dispatches_ns(timings, target.dispatches)
         ratios.append(ns["pipelines"] / ns["script"])
     return f"pipeline/script {statistics.median(ratios):.2f} (per round {min(ratios):.2f}-{max(ratios):.2f})"
 

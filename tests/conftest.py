@@ -265,13 +265,21 @@ def fake_tool(monkeypatch):
     iree.compiler_version.cache_clear()
 
 
-def tiny_matmul_job(folder: pathlib.Path, name: str = "mm", trials: int = 5) -> pathlib.Path:
-    """A job config tuning the tiny matmul (no flag search), written into `folder`."""
+def mlir_job(
+    folder: pathlib.Path, name: str, model: pathlib.Path, inputs: tuple[str, ...], trials: int, search: str = ""
+) -> pathlib.Path:
+    """A job config tuning an MLIR model without flag search (TPE, seed 0; `search`: more
+    `search` keys, e.g. ", transform_dialect: true"), written into `folder`."""
     config = folder / f"{name}.yaml"
     config.write_text(
         f"name: {name}\noutput: {folder / 'reports'}\n"
-        f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+        f"model: {{format: mlir, path: {model}, entry: main, inputs: [{', '.join(inputs)}]}}\n"
         f"budget: {{trials_per_dispatch: {trials}, confirm_rounds: 3}}\n"
-        "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
+        f"search: {{sampler: tpe, seed: 0, tune_model_flags: false{search}}}\n"
     )
     return config
+
+
+def tiny_matmul_job(folder: pathlib.Path, name: str = "mm", trials: int = 5) -> pathlib.Path:
+    """A job config tuning the tiny matmul (no flag search), written into `folder`."""
+    return mlir_job(folder, name, DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"), trials)

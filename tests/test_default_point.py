@@ -15,7 +15,7 @@ from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
 from tuner.search import attrs
 from tuner.spaces import load_space
 
-from .conftest import DATA, run_tune, target_of
+from .conftest import DATA, mlir_job, run_tune, target_of
 
 IM2COL = ("--iree-global-opt-use-im2col-for-convs",)
 
@@ -68,14 +68,7 @@ def test_admitting_changes_nothing_else():
 def test_search_starts_from_the_default_where_the_file_cannot_express_it(tmp_path):
     """NCHW depthwise: IREE's DoubleTilingExpert config with a vector tile of 16 on a 3-tap
     filter row. Trial 0 of the real search is that config, compiled and timed."""
-    config = tmp_path / "dw.yaml"
-    config.write_text(
-        f"name: dw\noutput: {tmp_path / 'reports'}\n"
-        f"model: {{format: mlir, path: {DATA / 'depthwise_nchw.mlir'}, entry: main, "
-        "inputs: [2x16x18x18xf32, 16x3x3xf32]}\n"
-        "budget: {trials_per_dispatch: 3, confirm_rounds: 3}\n"
-        "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
-    )
+    config = mlir_job(tmp_path, "dw", DATA / "depthwise_nchw.mlir", ("2x16x18x18xf32", "16x3x3xf32"), 3)
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr
     job = load_config(config)

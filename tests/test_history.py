@@ -19,7 +19,7 @@ from tuner.search import attrs
 from tuner.spaces import load_space, loop_names
 from tuner.spec import CompilationConfig
 
-from .conftest import DATA, REPO, run_tune, target_of, tiny_matmul_job
+from .conftest import DATA, REPO, mlir_job, run_tune, target_of, tiny_matmul_job
 
 # A matmul no study of this file has seen: 48x80x112 against the tiny matmul's 64x96x128.
 NEW_MATMUL = """\
@@ -150,14 +150,7 @@ def exported(tmp_path_factory):
 def _new_job(tmp, name: str, extra: str = ""):
     model = tmp / "new.mlir"
     model.write_text(NEW_MATMUL)
-    config = tmp / f"{name}.yaml"
-    config.write_text(
-        f"name: {name}\noutput: {tmp / 'reports'}\n"
-        f"model: {{format: mlir, path: {model}, entry: main, inputs: [48x112xf32, 112x80xf32]}}\n"
-        "budget: {trials_per_dispatch: 4, confirm_rounds: 3}\n"
-        f"search: {{sampler: tpe, seed: 0, tune_model_flags: false{extra}}}\n"
-    )
-    return config
+    return mlir_job(tmp, name, model, ("48x112xf32", "112x80xf32"), 4, extra)
 
 
 def test_export_writes_the_studies_best_config(exported):

@@ -18,7 +18,7 @@ from tuner.search import attrs
 from tuner.spaces import load_space
 from tuner.spec import TRANSFORM_DIALECT, CompilationConfig, DispatchOps, _transform, render_spec
 
-from .conftest import DATA, run_tune, target_of
+from .conftest import DATA, mlir_job, run_tune, target_of
 
 MODEL = DATA / "depthwise_nchw_relu.mlir"  # fill, depthwise (n, oh, ow, c, kh, kw), bias + ReLU6
 INPUTS = ("2x16x18x18xf32", "16x3x3xf32", "16xf32")
@@ -134,14 +134,7 @@ def test_exported_script_builds_with_stock_iree_compile(target, tmp_path):
 
 
 def test_tune_offers_the_tier_when_asked(tmp_path):
-    config = tmp_path / "td.yaml"
-    config.write_text(
-        f"name: td\noutput: {tmp_path / 'reports'}\n"
-        f"model: {{format: mlir, path: {MODEL}, entry: main, inputs: [{', '.join(INPUTS)}]}}\n"
-        "budget: {trials_per_dispatch: 4, confirm_rounds: 3}\n"
-        "search: {sampler: tpe, seed: 0, tune_model_flags: false, transform_dialect: true,"
-        " transform_dialect_trials: 3}\n"
-    )
+    config = mlir_job(tmp_path, "td", MODEL, INPUTS, 4, ", transform_dialect: true, transform_dialect_trials: 3")
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr
     job = load_config(config)

@@ -152,7 +152,7 @@ def _dispatch_ops(func: ir.Operation, root: ir.Operation) -> DispatchOps | None:
     stack = [func]
     while stack:  # pre-order, in IR order: what a transform `match` returns
         op = stack.pop()
-        if op.name.startswith("linalg.") and op != func:
+        if op.name.startswith("linalg."):
             linalg_ops.append(op)
             continue
         if op.name in _STORES:

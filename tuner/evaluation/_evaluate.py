@@ -200,8 +200,7 @@ class Evaluator:
                         iterations=self.model.profile_iterations,
                         timeout_s=self.model.run_timeout_s,
                     )
-                    in_model = iree.per_call_ns(timings)
-                    times[i].append(sum(in_model.get(n, 0.0) for n in target.dispatches))
+                    times[i].append(iree.dispatches_ns(timings, target.dispatches))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.cache.put(key, "race", target.label, {"times": times})

@@ -87,11 +87,6 @@ class Confirmation:
         )
 
 
-def _per_call(timings: dict[str, iree.DispatchTiming], names: tuple[str, ...]) -> float:
-    in_model = iree.per_call_ns(timings)
-    return sum(in_model.get(n, 0.0) for n in names)
-
-
 Winner = tuple[TuningTarget, CompilationConfig]
 # Called with a winner whose spec gives wrong results in the merged build: its cached verdict
 # is withdrawn so no later run picks it again.
@@ -210,8 +205,8 @@ def confirm(
             prof_d = iree.profile_dispatches(untuned_vmfb, model.entry, model.inputs, work / "prof_d")
             prof_t = iree.profile_dispatches(tuned.vmfb, model.entry, model.inputs, work / "prof_t")
             for t, _c in kept:
-                default_t[t.label] = min(default_t.get(t.label, float("inf")), _per_call(prof_d, t.dispatches))
-                tuned_t[t.label] = min(tuned_t.get(t.label, float("inf")), _per_call(prof_t, t.dispatches))
+                default_t[t.label] = min(default_t.get(t.label, float("inf")), iree.dispatches_ns(prof_d, t.dispatches))
+                tuned_t[t.label] = min(tuned_t.get(t.label, float("inf")), iree.dispatches_ns(prof_t, t.dispatches))
         for t, _c in kept:
             per_target[t.label] = (default_t[t.label], tuned_t[t.label])
         losers = [(t, c) for t, c in kept if tuned_t[t.label] > default_t[t.label] * (1 - min_gain)]

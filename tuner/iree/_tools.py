@@ -388,6 +388,12 @@ def per_call_ns(timings: dict[str, DispatchTiming]) -> dict[str, float]:
     return {name: t.avg_ns * t.count / calls for name, t in timings.items()}
 
 
+def dispatches_ns(timings: dict[str, DispatchTiming], names) -> float:
+    """The time in one model call of the dispatches `names` (one absent from the profile counts 0)."""
+    in_model = per_call_ns(timings)
+    return sum(in_model.get(n, 0.0) for n in names)
+
+
 def profile_dispatches(
     vmfb: pathlib.Path,
     entry: str,
@@ -473,31 +479,13 @@ def registered_passes() -> dict[str, frozenset[str]]:
     return {name: frozenset(options) for name, options in passes.items()}
 
 
-def mlir_error(text: str) -> str | None:
-    """None when iree-opt parses and verifies `text` (e.g. a tuning spec with codegen
-    sequences), else its first error line: a script that cannot be read fails here in a
-    fraction of a second instead of in a compile."""
-    with tempfile.TemporaryDirectory(prefix="schedtune-mlir-") as folder:
+def _iree_opt_error(text: str, args: list[str]) -> str | None:
+    """Run iree-opt with `args` on `text` (in a temporary file): None when it succeeds, else
+    its error message, without the file's name."""
+    with tempfile.TemporaryDirectory(prefix="schedtune-opt-") as folder:
         path = pathlib.Path(folder) / "input.mlir"
         path.write_text(text)
-        proc = _run([tool("iree-opt"), str(path), "-o", os.devnull], 60)
-    if proc.returncode == 0:
-        return None
-    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    errors = [ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln]  # without the temp file's name
-    return (errors or lines or [f"iree-opt exited {proc.returncode}"])[0]
-
-
-@functools.cache
-def pass_pipeline_error(pipeline: str) -> str | None:
-    """None when iree-opt parses `pipeline` (a textual pass pipeline, e.g.
-    `builtin.module(util.func(p1, p2{opt=1}))`) with the installed passes, else iree-opt's
-    first error line. Needed because iree-compile ignores a pipeline it cannot parse and
-    still exits 0."""
-    with tempfile.TemporaryDirectory(prefix="schedtune-pipeline-") as folder:
-        empty = pathlib.Path(folder) / "empty.mlir"
-        empty.write_text("module {}\n")
-        proc = _run([tool("iree-opt"), f"--pass-pipeline={pipeline}", str(empty)], 60)
+        proc = _run([tool("iree-opt"), *args, str(path)], 60)
     if proc.returncode == 0:
         return None
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
@@ -508,3 +496,19 @@ def pass_pipeline_error(pipeline: str) -> str | None:
         if message:
             return message
     return lines[0] if lines else f"iree-opt exited {proc.returncode}"
+
+
+def mlir_error(text: str) -> str | None:
+    """None when iree-opt parses and verifies `text` (e.g. a tuning spec with codegen
+    sequences), else its first error: a script that cannot be read fails here in a fraction
+    of a second instead of in a compile."""
+    return _iree_opt_error(text, ["-o", os.devnull])
+
+
+@functools.cache
+def pass_pipeline_error(pipeline: str) -> str | None:
+    """None when iree-opt parses `pipeline` (a textual pass pipeline, e.g.
+    `builtin.module(util.func(p1, p2{opt=1}))`) with the installed passes, else iree-opt's
+    first error. Needed because iree-compile ignores a pipeline it cannot parse and still
+    exits 0."""
+    return _iree_opt_error("module {}\n", [f"--pass-pipeline={pipeline}"])
