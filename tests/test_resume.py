@@ -38,10 +38,49 @@ def test_kill_9_then_resume(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr
     after = _counted(url)
-    assert len(after) == 8  # the budget of an uninterrupted run
+    states = sorted((t.number, t.state.name, t.user_attrs.get("status")) for _, t in counted_trials(url))
+    assert len(after) == 8, (states, again.stderr[-3000:])  # the budget of an uninterrupted run
     finished_before = {t.number for t in before}
     assert finished_before <= {t.number for t in after}  # nothing finished was lost
     assert not [t for _, t in counted_trials(url) if t.state == optuna.trial.TrialState.RUNNING]
     summary = json.loads((tmp_path / "reports" / "resume" / "summary.json").read_text())
     assert summary["dispatches"][0]["trials"] == 8
     check_exported_spec(tmp_path / "reports" / "resume")
+
+
+_ASK_THEN_DIE = """
+import os, signal, sys, time, optuna
+from tuner.search import join_study
+study = optuna.load_study(study_name="s", storage=sys.argv[1])
+join_study(study)
+study.ask()  # killed before it could tag the trial with its worker
+print("asked", flush=True)
+if sys.argv[2] == "die":
+    os.kill(os.getpid(), signal.SIGKILL)
+time.sleep(600)
+"""
+
+
+def test_a_trial_killed_before_its_worker_tag_is_recovered_at_once(tmp_path):
+    """The resumed job must not wait for, or count, a trial its killed predecessor had just
+    asked for: with a 30 s grace it held a budget slot, and the re-run ended one trial short."""
+    from tuner.search import recover_lost_trials
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+
+    subprocess.run([sys.executable, "-c", _ASK_THEN_DIE, url, "die"], check=False, timeout=120)
+    assert recover_lost_trials(study, stale_after_s=3600) == 1
+    (trial,) = study.get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["status"] == "lost"
+
+    # A live worker's untagged trial is left alone (it may be about to tag it), until it dies.
+    alive = subprocess.Popen([sys.executable, "-c", _ASK_THEN_DIE, url, "live"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert alive.stdout.readline().strip() == "asked"
+        assert recover_lost_trials(study, stale_after_s=3600) == 0
+    finally:
+        alive.kill()
+        alive.wait()
+    assert recover_lost_trials(study, stale_after_s=3600) == 1
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))

@@ -5,7 +5,7 @@ from ._flags import FlagDecision, choose_flags
 from ._pipelines import PipelineEvaluator, PipelineResult, PipelineSearch, measured_pipelines, search_pipelines
 from ._race import race
 from ._run import SearchResult, SearchSettings, search_targets
-from ._study import TargetOutcome, make_sampler, recover_lost_trials, settle, summarize, tune_target
+from ._study import TargetOutcome, join_study, make_sampler, recover_lost_trials, settle, summarize, tune_target
 
 __all__ = [
     "BuildCandidate",
@@ -18,6 +18,7 @@ __all__ = [
     "TargetOutcome",
     "TuningPlan",
     "choose_flags",
+    "join_study",
     "make_sampler",
     "measured_pipelines",
     "plan_tuning_builds",

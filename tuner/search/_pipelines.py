@@ -31,7 +31,7 @@ from ..evaluation import Cache, ModelContext, TrialStatus, cache_key, worker_id
 from ..evaluation._status import spends_budget
 from ..pipelines import NO_OPTION, OFF, PassStep, Pipeline, PipelineSpace, pipeline_error
 from . import attrs
-from ._study import recover_lost_trials
+from ._study import join_study, recover_lost_trials
 
 log = logging.getLogger("schedtune")
 
@@ -331,6 +331,7 @@ def search_pipelines(
         load_if_exists=True,
     )
     recover_lost_trials(study, evaluator.model.stale_after_s)
+    join_study(study)
     sources = {}
     for pipeline, source in proposals:
         sources[pipeline] = source

@@ -74,21 +74,40 @@ def _drawn(study: optuna.Study, skeleton: str) -> int:
     return count
 
 
+def join_study(study: optuna.Study) -> None:
+    """Register this process as a worker of `study`; call it before this process's first ask.
+
+    A trial is tagged with its worker right after `ask()`; one left untagged belongs to a
+    process killed in between, and the register tells whose it could have been.
+    """
+    study.set_user_attr(f"{attrs.WORKER_PREFIX}{worker_id()}", time.time())
+
+
+def _untagged_owners_gone(study: optuna.Study) -> bool:
+    """Every other registered worker of `study` ran on this host and is dead: an untagged
+    trial cannot belong to a live process."""
+    me = worker_id()
+    others = [k.removeprefix(attrs.WORKER_PREFIX) for k in study.user_attrs if k.startswith(attrs.WORKER_PREFIX)]
+    return all(worker_dead(w) for w in others if w != me)
+
+
 def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
     """Mark trials left RUNNING by a dead process as failed (`lost`); returns how many.
 
     A trial of this host whose process is gone is lost at once; one of another host only
-    after `stale_after_s` (it may still be running there).
+    after `stale_after_s` (it may still be running there). An untagged trial (its process was
+    killed between `ask()` and the tag) is lost at once when every registered worker that
+    could own it is dead on this host, otherwise after a short grace.
     """
     now = datetime.datetime.now()
     lost = 0
     storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail another process's trial
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    owners_gone = any(t.user_attrs.get(attrs.WORKER) is None for t in running) and _untagged_owners_gone(study)
+    for trial in running:
         worker = trial.user_attrs.get(attrs.WORKER)
-        dead_here = worker is not None and worker_dead(str(worker))
+        dead_here = worker_dead(str(worker)) if worker is not None else owners_gone
         age = (now - (trial.datetime_start or now)).total_seconds()
-        # A live worker tags its trial right after ask(); an untagged one is from a process
-        # killed in between, whoever it was.
         too_old = age > (UNTAGGED_GRACE_S if worker is None else stale_after_s)
         if dead_here or too_old:
             try:
@@ -146,6 +165,7 @@ def tune_target(
         load_if_exists=True,
     )
     recover_lost_trials(study, evaluator.model.stale_after_s)
+    join_study(study)
     stored = study.user_attrs.get(attrs.SKELETONS)
     if stored:
         # Resume with the skeletons the study started with: Optuna's distributions must not change.

@@ -14,6 +14,9 @@ OP_NAME = "op_name"  # the root op, e.g. linalg.conv_2d_nchw_fchw
 ELEMENT_TYPES = "element_types"  # JSON [lhs, rhs, out]
 LOOP_ORDER = "loop_order"  # JSON [[knob name, trip count], ...] in the op's loop order
 FINGERPRINT = "fingerprint"  # JSON {compiler, cpu_model, cpu_features, flags}: what the times depend on
+# One per process that worked the study, "worker:host:pid" -> its start (Unix time); one key
+# each, so workers joining together never overwrite each other.
+WORKER_PREFIX = "worker:"
 
 # Trial user attributes.
 STATUS = "status"  # a TrialStatus value
