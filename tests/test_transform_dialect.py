@@ -148,3 +148,72 @@ def test_tune_offers_the_tier_when_asked(tmp_path):
     # at least its quota is drawn from it.
     assert len(spent) == 4 + 3 and len(scripted) >= 3, [(t.params.get("skeleton"), t.user_attrs) for t in trials]
     assert all(t.user_attrs.get(attrs.STATUS) == "ok" for t in scripted), [t.user_attrs.get("error") for t in scripted]
+
+
+BATCH1 = DATA / "conv_batch1.mlir"  # IREE folds the unit batch before the spec stage, re-inserts it after
+BATCH1_INPUTS = ("1x18x18x16xf32", "3x3x16x32xf32")
+
+
+def _batch1_config(pipeline=TRANSFORM_DIALECT):
+    return CompilationConfig.make(
+        pipeline,
+        {
+            "distribution": [0, 4, 16, 0, 0, 0, 0],
+            "vector_common_parallel": [1, 1, 4, 16, 0, 0, 0],
+            "vector_reduction": [0, 0, 0, 0, 1, 1, 4],
+        },
+    )
+
+
+def test_a_script_reaches_a_batch1_conv(tmp_path):
+    """IREE drops a spec's lowering_config on a batch-1 conv, but keeps a script's
+    translation_info: matched in its batchless form, the script tunes the conv."""
+    target = target_of(BATCH1, tmp_path / "t", "conv2d")
+    matcher = target.root.matcher
+    assert target.root.known_issue and target.root.script_only
+    assert matcher.unit_batch_loop == 0
+    # The op as IREE 3.13 prints it before MaterializeUserConfigs.
+    assert matcher.batchless_maps == (
+        "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0 + d3, d1 + d4, d5)>",
+        "affine_map<(d0, d1, d2, d3, d4, d5) -> (d3, d4, d5, d2)>",
+        "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2)>",
+    )
+    spec = render_spec([(matcher, _batch1_config())])
+    assert "@match_op_0_batchless" in spec and iree.mlir_error(spec) is None
+    model = ModelContext(
+        BATCH1, "main", iree.save_inputs(BATCH1_INPUTS, tmp_path / "in", 0), iree.target_flags("host"), tmp_path / "w"
+    )
+    evaluator = Evaluator(model, Cache(f"sqlite:///{tmp_path / 'cache.db'}"))
+    result = evaluator.evaluate(target, _batch1_config())
+    # `ok`: the build's function carries the script's translation_info, outputs match the default build.
+    assert result.status == "ok", result.error
+    assert result.max_error is not None and result.max_error < 1e-4
+    # The same tiles under IREE's own pipeline are still dropped: no batchless matcher for them.
+    assert "_batchless" not in render_spec([(matcher, _batch1_config("ConvTileAndDecomposeExpert"))])
+    assert evaluator.evaluate(target, _batch1_config("ConvTileAndDecomposeExpert")).status == "not_applied"
+
+
+def test_tune_takes_a_batch1_conv_by_script_alone(tmp_path):
+    """With the tier off, a batch-1 conv is still tuned, by scripts only, against IREE's
+    default; `transform_dialect_only_route: false` leaves it untuned as before."""
+    config = mlir_job(tmp_path, "b1", BATCH1, BATCH1_INPUTS, 4)
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr
+    job = load_config(config)
+    (summary,) = optuna.get_all_study_summaries(job.storage)
+    assert summary.study_name.endswith(":td")
+    skeletons = [s["name"] for s in json.loads(summary.user_attrs[attrs.SKELETONS])]
+    assert skeletons[0] == "iree-default" and all(s.startswith("td:") for s in skeletons[1:]), skeletons
+    trials = optuna.load_study(study_name=summary.study_name, storage=job.storage).trials
+    spent = [t for t in trials if t.user_attrs.get(attrs.STATUS) not in (None, "constraint", "duplicate")]
+    assert len(spent) == 4
+    assert spent[0].params["skeleton"] == "iree-default" and spent[0].user_attrs[attrs.STATUS] == "ok"
+    assert [t.user_attrs[attrs.STATUS] for t in spent[1:]].count("not_applied") == 0
+    row = json.loads((tmp_path / "reports" / "b1" / "summary.json").read_text())["dispatches"][0]
+    assert row["op_kind"] == "conv2d" and row["trials"] == 4
+
+    (tmp_path / "off").mkdir()
+    off = mlir_job(tmp_path / "off", "b1off", BATCH1, BATCH1_INPUTS, 4, ", transform_dialect_only_route: false")
+    proc = run_tune(off)
+    assert proc.returncode == 0, proc.stderr
+    assert optuna.get_all_study_summaries(load_config(off).storage) == []

@@ -235,6 +235,7 @@ def _search_build(
         analysis.timings,
         time_share=ctx.job.budget.time_share,
         max_targets=ctx.job.budget.max_dispatches,
+        scripts=ctx.job.search.transform_dialect or ctx.job.search.transform_dialect_only_route,
     )
     log.info("build %s: %d dispatches, %d tuning targets", name, len(rows), len(targets))
     fingerprint = json.dumps(model.fingerprint, sort_keys=True).encode()

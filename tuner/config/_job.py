@@ -78,6 +78,10 @@ class SearchSpec:
     # `transform_dialect_trials` trials of its own per target on top of trials_per_dispatch.
     transform_dialect: bool = False
     transform_dialect_trials: int = 12
+    # Ops on which IREE drops a spec's pipeline config but keeps a script's (batch-1 convs, see
+    # RootOp.script_only) are tuned with the transform-dialect tier alone, even when the tier
+    # is off elsewhere: without it they are not tuned at all.
+    transform_dialect_only_route: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,12 +30,16 @@ class Analysis:
     def _everything(self) -> tuple[list[TuningTarget], list[DispatchRow]]:
         # No time-share cut: a target of no measurable time is still one (a winner may be
         # carried onto it), and each dispatch is at most one target.
+        # Shares count what IREE's pipelines can tune (they weigh flag sets for tuning).
         return find_targets(self.dispatches, self.timings, time_share=float("inf"), max_targets=len(self.timings) + 1)
 
-    @property
+    @functools.cached_property
     def all_targets(self) -> list[TuningTarget]:
-        """Every tuning target of this build, hottest first, whatever its share of the time."""
-        return self._everything[0]
+        """Every tuning target of this build, hottest first, whatever its share of the time
+        (those only a transform script reaches included: a winner may be carried onto them)."""
+        return find_targets(
+            self.dispatches, self.timings, time_share=float("inf"), max_targets=len(self.timings) + 1, scripts=True
+        )[0]
 
     @property
     def _rows(self) -> list[DispatchRow]:

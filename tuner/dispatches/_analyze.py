@@ -18,6 +18,7 @@ from ..families import FAMILIES, Loop, get_family
 from ..families._base import element_bytes, operand_types
 from ..spec import (
     MAX_NATIVE_VECTORS,
+    TRANSFORM_DIALECT,
     CompilationConfig,
     DispatchOps,
     OpMatcher,
@@ -38,6 +39,9 @@ class RootOp:
     matcher: OpMatcher | None
     default_config: CompilationConfig | None
     text: str  # the op as printed (generic form), without its config: what the cache hashes
+    # The pipeline of its function's translation_info, also when the op lost its lowering_config
+    # (a batch-1 conv under a transform script): then `default_config` is None.
+    pipeline: str = ""
     operand_types: tuple[str, ...] = ()
     # The target's vector register width: IREE rejects vectors of MAX_NATIVE_VECTORS of them.
     native_vector_bytes: int = 32
@@ -69,6 +73,13 @@ class RootOp:
         """Why a spec cannot take effect on this op with this IREE, if it is a known bug."""
         family = get_family(self.family)
         return family.known_issue(self.loops) if family else None
+
+    @property
+    def script_only(self) -> bool:
+        """IREE drops a spec's pipeline config on this op (`known_issue`) but keeps a
+        transform script's: a batch-1 conv whose dispatch a script can rebuild."""
+        m = self.matcher
+        return bool(self.known_issue) and m is not None and m.unit_batch_loop is not None and m.dispatch_ops is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,17 +208,17 @@ def _root_from_op(op: ir.Operation, native_vector_bytes: int, func: ir.Operation
         iterators = ["reduction" if r in reduction_roles else "parallel" for r in roles]
     loops = tuple(Loop(role, bound, "parallel" in it) for role, bound, it in zip(roles, bounds, iterators))
     default = None
+    owner = op.parent
+    while owner is not None and owner.name != "func.func":
+        owner = owner.parent
+    pipeline, peeling = ("", False)
+    if owner is not None and "translation_info" in owner.attributes:
+        pipeline, peeling = parse_translation_info(str(owner.attributes["translation_info"]))
     if "lowering_config" in op.attributes:
         try:
             tiles = parse_lowering_config(str(op.attributes["lowering_config"]))
         except ValueError:
             tiles = {}
-        func = op.parent
-        while func is not None and func.name != "func.func":
-            func = func.parent
-        pipeline, peeling = ("", False)
-        if func is not None and "translation_info" in func.attributes:
-            pipeline, peeling = parse_translation_info(str(func.attributes["translation_info"]))
         if tiles and pipeline:
             try:
                 default = CompilationConfig.make(pipeline, {k: list(v) for k, v in tiles.items()}, peeling)
@@ -228,6 +239,7 @@ def _root_from_op(op: ir.Operation, native_vector_bytes: int, func: ir.Operation
         element_types=operand_types(op),
         matcher=matcher,
         default_config=default,
+        pipeline=pipeline,
         text=text,
         operand_types=tuple(str(v.type) for v in op.operands),
         native_vector_bytes=native_vector_bytes,
@@ -273,6 +285,26 @@ def _distributed_op(func: ir.Operation) -> ir.Operation | None:
     return None
 
 
+def _scripted_op(func: ir.Operation) -> ir.Operation | None:
+    """Under a transform script IREE may keep no config on any op (a batch-1 conv loses its
+    lowering_config when its batch loop is re-inserted): the root is the op a family owns."""
+    info = func.attributes["translation_info"] if "translation_info" in func.attributes else None
+    if info is None or parse_translation_info(str(info))[0] != TRANSFORM_DIALECT:
+        return None
+    stack = [func]
+    while stack:
+        op = stack.pop()
+        if op.name.startswith("linalg."):
+            maps = _indexing_maps(op)
+            bounds = _loop_bounds(op, maps) if maps else []
+            if bounds and all(b > 0 for b in bounds) and _classify(op, maps, bounds)[0] != "other":
+                return op
+            continue
+        children = [o.operation for r in op.regions for b in r.blocks for o in b.operations]
+        stack.extend(reversed(children))
+    return None
+
+
 def read_configured_executables(folder: pathlib.Path) -> dict[str, Dispatch]:
     """Map dispatch function name -> Dispatch for every configured executable in `folder`."""
     result: dict[str, Dispatch] = {}
@@ -291,7 +323,7 @@ def read_configured_executables(folder: pathlib.Path) -> dict[str, Dispatch]:
                 name = ir.StringAttr(func.attributes["sym_name"]).value
                 # A config set by a tuning spec comes without IREE's root_op mark: then the
                 # root is the op that carries distribution tiles.
-                op = roots.get(name) or _distributed_op(func)
+                op = roots.get(name) or _distributed_op(func) or _scripted_op(func)
                 root = _root_from_op(op, _native_vector_bytes(func), func) if op is not None else None
                 result[name] = Dispatch(name=name, root=root, source_hash=_source_hash(func))
     return result

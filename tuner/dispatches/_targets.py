@@ -53,6 +53,7 @@ def find_targets(
     *,
     time_share: float,
     max_targets: int,
+    scripts: bool = False,
 ) -> tuple[list[TuningTarget], list[DispatchRow]]:
     """Targets covering `time_share` of the model's time *as expected after tuning* (hottest
     first), and a row per dispatch.
@@ -76,7 +77,7 @@ def find_targets(
                 DispatchRow(name, family, root.shape_label if root else "", ns, ns / total, None, "no tunable root op")
             )
             continue
-        if root.known_issue:
+        if root.known_issue and not (scripts and root.script_only):
             rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, None, root.known_issue))
             continue
         groups.setdefault(root.signature, []).append(name)

@@ -105,6 +105,25 @@ def map_texts(maps: list[ir.AffineMap]) -> tuple[str, ...]:
     return tuple(str(ir.AffineMapAttr.get(m)) for m in maps)
 
 
+def maps_without_loop(maps: list[ir.AffineMap], loop: int) -> tuple[str, ...]:
+    """`maps` with loop `loop` gone: its results dropped, the later loops renumbered down."""
+    n = maps[0].n_dims
+    shift = ir.AffineMap.get(
+        n - 1,
+        0,
+        [ir.AffineConstantExpr.get(0) if j == loop else ir.AffineDimExpr.get(j - (j > loop)) for j in range(n)],
+    )
+    kept = [
+        ir.AffineMap.get(
+            n - 1,
+            0,
+            [r.compose(shift) for r in m.results if not (isinstance(r, ir.AffineDimExpr) and r.position == loop)],
+        )
+        for m in maps
+    ]
+    return map_texts(kept)
+
+
 def operands_matcher(op: ir.Operation, maps: list[ir.AffineMap], output_index: int) -> OpMatcher:
     """A matcher by op name and the exact type of every shaped operand (for ops IREE has no
     shape matcher for on CPU); `output_index` names the operand whose element type is the output's."""

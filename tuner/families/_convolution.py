@@ -7,7 +7,7 @@ from typing import ClassVar
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
-from ._base import Loop, OpFamily, Recognised, is_mul_add, operands_matcher, recognised_by_groups
+from ._base import Loop, OpFamily, Recognised, is_mul_add, maps_without_loop, operands_matcher, recognised_by_groups
 
 # Matcher result order of `transform.iree.match.convolution`.
 _GROUPS = ("n", "oh_ow", "oc", "kh_kw", "ic", "c")
@@ -31,6 +31,11 @@ def _convolution_groups(op: ir.Operation) -> dict[str, list[int]] | None:
 
 
 def _recognise(op, maps, bounds, groups) -> Recognised:
+    batch = groups["n"]
+    unit_batch = {}
+    if len(batch) == 1 and bounds[batch[0]] == 1:
+        # How the spec stage sees a batch-1 conv (see OpMatcher.unit_batch_loop).
+        unit_batch = {"unit_batch_loop": batch[0], "batchless_maps": maps_without_loop(maps, batch[0])}
     return recognised_by_groups(
         op,
         maps,
@@ -40,6 +45,7 @@ def _recognise(op, maps, bounds, groups) -> Recognised:
         _NAMES,
         strides=tuple(groups["_strides"]),
         dilations=tuple(groups["_dilations"]),
+        **unit_batch,
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ..dispatches import TuningTarget
 from ..evaluation import Evaluator, TrialStatus
 from ..proposers import ProposalRequest, Proposer, default_values
-from ..spaces import KnobSpace, load_space, loop_names
+from ..spaces import KnobSpace, Skeleton, load_space, loop_names
 from ..spec import TRANSFORM_DIALECT, CompilationConfig
 from ._study import TargetOutcome, tune_target
 
@@ -70,7 +70,8 @@ def search_targets(
             skipped[target.key] = f"no space for op family {target.root.family}"
             continue
         space = space.admitting(target.root)
-        if settings.transform_dialect:
+        script_only = target.root.script_only
+        if settings.transform_dialect or script_only:
             space = space.offering_transform_dialect(target.root)
         request = ProposalRequest(target, space, settings.cpu_features, _centre_check(evaluator, target))
         proposal = proposer.propose(request)
@@ -78,38 +79,44 @@ def search_targets(
             log.info("%s: proposals from %s (%s)", target.label, proposal.source, "; ".join(proposal.notes))
         if proposal.fell_back:
             fallbacks[target.label] = "; ".join(proposal.notes) or "the proposer failed"
-        if not proposal.skeletons:
+        skeletons = proposal.skeletons
+        if script_only:
+            skeletons = _script_only_skeletons(target, space, skeletons)
+        if not skeletons:
             skipped[target.key] = "no valid skeleton proposed"
             continue
         defaults = {}
-        for sk in proposal.skeletons:
+        for sk in skeletons:
             vals = default_values(sk, request)
             if vals is not None:
                 defaults[sk.name] = vals
                 break
-        warm = _warm_start(settings, target, space, proposal.skeletons, defaults)
+        warm = _warm_start(settings, target, space, skeletons, defaults)
         trials = settings.trials
         if settings.history_only:
             if not warm:
                 skipped[target.key] = "no similar config in the history: IREE's default kept"
                 continue
             trials = len(warm) + bool(defaults)
-        quota = {
-            s.name: settings.transform_dialect_trials for s in proposal.skeletons if s.pipeline == TRANSFORM_DIALECT
-        }
+        # A quota gives the scripts their share beside IREE's pipelines; alone, they have it all.
+        quota = (
+            {}
+            if script_only
+            else {s.name: settings.transform_dialect_trials for s in skeletons if s.pipeline == TRANSFORM_DIALECT}
+        )
         if not settings.history_only:
             trials += sum(quota.values())
         task = progress.add(label(i, target), trials)
         outcome = tune_target(
             target,
             space,
-            proposal.skeletons,
+            skeletons,
             defaults,
             evaluator,
             storage=storage,
             # The transform-dialect tier widens the search space: a study of its own.
             study_name=f"{settings.job}:{target.key}:{settings.build_tag}"
-            + (":td" if settings.transform_dialect else ""),
+            + (":td" if TRANSFORM_DIALECT in space.pipelines else ""),
             history_prefix=f"{settings.job}:{target.key}:",
             trials=trials,
             warm_start=warm,
@@ -122,6 +129,20 @@ def search_targets(
         progress.update(task, outcome.trials, trials, None if outcome.best_ns is None else outcome.best_ns / 1e6)
         outcomes.append(outcome)
     return SearchResult(outcomes, skipped, fallbacks)
+
+
+def _script_only_skeletons(target: TuningTarget, space: KnobSpace, proposed) -> tuple[Skeleton, ...]:
+    """For an op only a script reaches: IREE's default config alone (the baseline: its spec
+    does not take, IREE picks that config itself) and the proposed script skeletons (the
+    space's own when none was proposed). Any other IREE-pipeline config would be dropped."""
+    scripts = tuple(s for s in proposed if s.pipeline == TRANSFORM_DIALECT)
+    if not scripts and TRANSFORM_DIALECT in space.pipelines:
+        scripts = (space.transform_skeleton(target.root),)
+    default = target.root.default_config
+    if default is None:
+        return scripts
+    baseline = Skeleton.pinned("iree-default", default, loop_names(target.root), "IREE's default config")
+    return (baseline, *scripts)
 
 
 def _warm_start(settings: SearchSettings, target: TuningTarget, space: KnobSpace, skeletons, defaults) -> list[dict]:

@@ -76,6 +76,12 @@ class Skeleton:
             rationale,
         )
 
+    @classmethod
+    def pinned(cls, name: str, config: CompilationConfig, loops: list[str], rationale: str = "") -> Skeleton:
+        """A skeleton of exactly one config (no free knob)."""
+        levels = {lvl: {loop: [v] for loop, v in zip(loops, sizes)} for lvl, sizes in config.tiles}
+        return cls.make(name, config.pipeline, [config.loop_peeling], levels, {}, rationale)
+
     @property
     def level_map(self) -> dict[str, dict[str, tuple[int, ...]]]:
         return {lvl: dict(knobs) for lvl, knobs in self.levels}

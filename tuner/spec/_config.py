@@ -58,6 +58,12 @@ class CompilationConfig:
     def tile_map(self) -> dict[str, tuple[int, ...]]:
         return dict(self.tiles)
 
+    def without_loop(self, loop: int) -> CompilationConfig:
+        """This config for the op without loop `loop` (each level loses that entry)."""
+        return dataclasses.replace(
+            self, tiles=tuple((lvl, sizes[:loop] + sizes[loop + 1 :]) for lvl, sizes in self.tiles)
+        )
+
     def lowering_config_attr(self) -> str:
         body = ", ".join(f"{lvl} = [{', '.join(map(str, sizes))}]" for lvl, sizes in sorted(self.tiles))
         return f"#iree_cpu.lowering_config<{body}>"

@@ -40,6 +40,12 @@ class OpMatcher:
     operand_count: int = 0
     # The dispatch around the op, for the transform-dialect tier (None where it cannot be rebuilt).
     dispatch_ops: DispatchOps | None = None
+    # A batch-1 convolution reaches the spec stage without its batch loop (GlobalOpt folds the
+    # unit dim; InsertBatchDimForBatchlessConvPass puts it back after the spec, dropping the
+    # op's lowering_config but keeping the function's translation_info). `unit_batch_loop` is
+    # that loop, `batchless_maps` the op's indexing maps without it: the form a spec can match.
+    unit_batch_loop: int | None = None
+    batchless_maps: tuple[str, ...] = ()
 
     _RESULTS = {
         "contraction": ("batch", "m", "n", "k"),
@@ -54,6 +60,13 @@ class OpMatcher:
             raise ValueError(f"{self.kind} matcher needs {len(self._RESULTS[self.kind])} dim lists")
         if self.kind == "operands" and not (self.operand_types and self.operand_count):
             raise ValueError("an operands matcher needs the operand types and count")
+
+    def batchless(self) -> OpMatcher:
+        """The matcher of this op as the spec stage sees it, without its unit batch loop."""
+        assert self.unit_batch_loop is not None and self.kind == "convolution"
+        return dataclasses.replace(
+            self, dims=((), *self.dims[1:]), indexing_maps=self.batchless_maps, unit_batch_loop=None, batchless_maps=()
+        )
 
     def render(self, name: str, config: CompilationConfig, codegen: str = "") -> str:
         results = self._RESULTS[self.kind]
@@ -118,7 +131,7 @@ def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
             "  }\n"
             "}\n"
         )
-    names = [f"match_op_{i}" for i in range(len(entries))]
+    matchers: list[str] = []  # names of the match sequences, in the order foreach_match tries them
     parts = [
         "module attributes {transform.with_named_sequence, iree_codegen.tuning_spec_with_default_entrypoint} {",
         "  transform.named_sequence @apply_op_config(%op: !transform.any_op {transform.readonly},"
@@ -127,16 +140,24 @@ def render_spec(entries: list[tuple[OpMatcher, CompilationConfig]]) -> str:
         "    transform.yield",
         "  }",
     ]
-    for i, (name, (matcher, config)) in enumerate(zip(names, entries)):
-        codegen = ""
+    for i, (matcher, config) in enumerate(entries):
+        name, codegen = f"match_op_{i}", ""
         if config.pipeline == TRANSFORM_DIALECT:
             if matcher.dispatch_ops is None:
                 raise ValueError(f"{matcher.op_name}: its dispatch cannot be rebuilt by a transform script")
             codegen = f"codegen_{i}"
             n_loops = len(next(iter(config.tile_map.values())))
+            # The script runs after the batch loop is back: its tiles are over all the loops.
             parts.append(render_codegen(codegen, matcher.dispatch_ops, config, n_loops))
+            if matcher.unit_batch_loop is not None:
+                # Only the translation_info survives the batch loop's return, and only a
+                # script's (IREE's pipelines need the dropped lowering_config).
+                batchless = config.without_loop(matcher.unit_batch_loop)
+                matchers.append(f"{name}_batchless")
+                parts.append(matcher.batchless().render(f"{name}_batchless", batchless, codegen))
+        matchers.append(name)
         parts.append(matcher.render(name, config, codegen))
-    pairs = ", ".join(f"@{n} -> @apply_op_config" for n in names)
+    pairs = ", ".join(f"@{n} -> @apply_op_config" for n in matchers)
     parts += [
         "  transform.named_sequence @__kernel_config(%variant_op: !transform.any_op {transform.consumed})"
         " -> !transform.any_op attributes {iree_codegen.tuning_spec_entrypoint} {",
