@@ -217,3 +217,28 @@ def test_tune_takes_a_batch1_conv_by_script_alone(tmp_path):
     proc = run_tune(off)
     assert proc.returncode == 0, proc.stderr
     assert optuna.get_all_study_summaries(load_config(off).storage) == []
+
+
+def test_no_script_for_a_target_fused_differently_in_its_dispatches(tmp_path):
+    """One script rebuilds one dispatch structure: a target whose dispatches differ (a ReLU
+    fused after one of its matmuls) is not offered the tier (every script failed to compile
+    on such a ResNet conv: 'expected to contain 3 payloads but it contains 2')."""
+    from tuner.dispatches import find_targets, read_configured_executables
+
+    model = DATA / "matmul_twice_fused_apart.mlir"
+    built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    dispatches = read_configured_executables(tmp_path / "cfg")
+    structures = {d.root.matcher.dispatch_ops for d in dispatches.values() if d.root and d.root.matcher}
+    assert len(structures) == 2  # the same op, fused two ways
+    timings = iree.profile_dispatches(
+        tmp_path / "d.vmfb",
+        "main",
+        iree.save_inputs(("64x128xf32", "128x96xf32", "64x128xf32"), tmp_path / "in", 0),
+        tmp_path / "prof",
+        iterations=3,
+    )
+    (target,) = find_targets(dispatches, timings, time_share=1.0, max_targets=4)[0]
+    assert len(target.dispatches) == 2 and target.root.matcher.dispatch_ops is None
+    space = load_space("matmul").offering_transform_dialect(target.root)
+    assert TRANSFORM_DIALECT not in space.pipelines

@@ -82,6 +82,10 @@ def find_targets(
             continue
         groups.setdefault(root.signature, []).append(name)
         sources.setdefault(root.signature, []).append(dispatch.source_hash)
+        known = roots.get(root.signature)
+        if known is not None and known.matcher.dispatch_ops != root.matcher.dispatch_ops:
+            # One transform script rebuilds one dispatch structure, not several.
+            root = dataclasses.replace(root, matcher=dataclasses.replace(root.matcher, dispatch_ops=None))
         roots[root.signature] = root
         rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
     targets = [
