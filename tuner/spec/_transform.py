@@ -3,8 +3,9 @@
 Instead of handing the root op to one of IREE's pipelines, the spec points its
 `translation_info` at a codegen sequence of its own (`#iree_codegen.transform_dialect_codegen`)
 that tiles the dispatch to workgroups (`tile_using_forall`, every other op of the dispatch
-fused in), tiles again to register blocks, tiles the root's reductions, vectorises, bufferises
-and lowers. The knobs are the config's tile levels, read as:
+fused in), tiles again to register blocks, tiles the root's reductions, vectorises (IREE's
+own conv decomposition and vectorisation passes, run from the script), bufferises and lowers.
+The knobs are the config's tile levels, read as:
 
 - `distribution`: the workgroup tile of each of the root's parallel loops (1 to 3 of them);
 - `vector_common_parallel`: the register block, a tile of the workgroup tile;
@@ -157,10 +158,16 @@ def render_codegen(name: str, ops: DispatchOps, config: CompilationConfig, n_loo
 
 
 # Vectorise, bufferise, map the forall onto workgroups, lower the vector ops, and mark the
-# function done (no IREE pipeline runs after the script).
+# function done (no IREE pipeline runs after the script). Vectorisation is IREE's own: its
+# pass decomposes a conv whose tiles leave a unit output row and filter row into 1-D convs
+# (upstream's `vectorize_children_and_apply_patterns` left a 2-D conv scalar, and with
+# `structured.decompose` it wrote only the first row of a register block into the result).
 _LOWERING = [
     f'    %func = transform.structured.match ops{{["func.func"]}} in %variant_op : ({_OP}) -> {_OP}',
-    f"    %vectorised = transform.structured.vectorize_children_and_apply_patterns %func : ({_OP}) -> {_OP}",
+    '    %decomposed = transform.apply_registered_pass "iree-codegen-decompose-convolution-to-lower-dim-ops"'
+    f" to %func : ({_OP}) -> {_OP}",
+    '    %vectorised = transform.apply_registered_pass "iree-codegen-generic-vectorization"'
+    f" to %decomposed : ({_OP}) -> {_OP}",
     "    transform.apply_patterns to %vectorised {",
     "      transform.apply_patterns.canonicalization",
     "      transform.apply_patterns.linalg.tiling_canonicalization",
