@@ -178,6 +178,12 @@ def test_a_script_reaches_a_batch1_conv(tmp_path):
         "affine_map<(d0, d1, d2, d3, d4, d5) -> (d3, d4, d5, d2)>",
         "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2)>",
     )
+    # A dense conv's scripts keep one output row and step the filter rows one at a time, so
+    # that IREE's pass decomposes the conv into 1-D convs that vectorise.
+    skeleton = load_space("conv2d").admitting(target.root).transform_skeleton(target.root)
+    assert skeleton.level_map["vector_common_parallel"]["oh"] == (1,)
+    assert skeleton.level_map["vector_reduction"]["kh"] == (1,)
+    assert len(skeleton.level_map["vector_common_parallel"]["oc"]) > 1
     spec = render_spec([(matcher, _batch1_config())])
     assert "@match_op_0_batchless" in spec and iree.mlir_error(spec) is None
     model = ModelContext(
@@ -242,3 +248,21 @@ def test_no_script_for_a_target_fused_differently_in_its_dispatches(tmp_path):
     assert len(target.dispatches) == 2 and target.root.matcher.dispatch_ops is None
     space = load_space("matmul").offering_transform_dialect(target.root)
     assert TRANSFORM_DIALECT not in space.pipelines
+
+
+def test_a_batch1_conv_fused_differently_is_not_a_target(tmp_path):
+    """Only a script reaches a batch-1 conv; when its dispatches differ no script does, and it
+    is reported, not searched over IREE's pipelines (whose configs IREE would all drop)."""
+    from tuner.dispatches import find_targets, read_configured_executables
+
+    model = DATA / "conv_batch1_twice_fused_apart.mlir"
+    built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
+    assert built.ok, built.error
+    dispatches = read_configured_executables(tmp_path / "cfg")
+    assert all(d.root.script_only for d in dispatches.values() if d.root and d.root.family == "conv2d")
+    inputs = iree.save_inputs(("1x18x18x16xf32", "3x3x16x32xf32", "1x18x18x16xf32"), tmp_path / "in", 0)
+    timings = iree.profile_dispatches(tmp_path / "d.vmfb", "main", inputs, tmp_path / "prof", iterations=3)
+    targets, rows = find_targets(dispatches, timings, time_share=1.0, max_targets=4, scripts=True)
+    assert targets == []
+    reasons = [r.reason for r in rows if r.family == "conv2d"]
+    assert len(reasons) == 2 and all("fused differently" in r for r in reasons), reasons

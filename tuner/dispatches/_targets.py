@@ -88,6 +88,11 @@ def find_targets(
             root = dataclasses.replace(root, matcher=dataclasses.replace(root.matcher, dispatch_ops=None))
         roots[root.signature] = root
         rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
+    for key, root in list(roots.items()):
+        if root.known_issue and not root.script_only:  # its script went with the grouping above
+            reason = f"{root.known_issue}; fused differently in its dispatches, so no one script rebuilds them"
+            rows = [dataclasses.replace(r, target_key=None, reason=reason) if r.target_key == key else r for r in rows]
+            del groups[key], roots[key], sources[key]
     targets = [
         TuningTarget(
             roots[key],

@@ -73,8 +73,9 @@ def search_targets(
         script_only = target.root.script_only
         if settings.transform_dialect or script_only:
             space = space.offering_transform_dialect(target.root)
-        if script_only and TRANSFORM_DIALECT not in space.pipelines:
-            skipped[target.key] = f"{target.root.known_issue}; no script rebuilds its dispatches"
+        if target.root.known_issue and TRANSFORM_DIALECT not in space.pipelines:
+            # IREE drops every pipeline config on it and no script can rebuild its dispatches.
+            skipped[target.key] = target.root.known_issue
             continue
         request = ProposalRequest(target, space, settings.cpu_features, _centre_check(evaluator, target))
         proposal = proposer.propose(request)

@@ -205,8 +205,11 @@ class KnobSpace:
     def transform_skeleton(self, root: RootOp) -> Skeleton:
         """The transform-dialect tier's skeleton: the three innermost parallel loops take the
         workgroup grid, tiles divide their loops (no dynamic shapes for the vectoriser), each
-        reduction is stepped one at a time or whole."""
+        reduction is stepped one at a time or whole. A dense conv keeps a register block of one
+        output row and steps its filter rows one at a time: only then does IREE's pass decompose
+        it into 1-D convs that vectorise (any other block leaves it scalar)."""
         parallel = [i for i, l in enumerate(root.loops) if l.parallel]
+        one_row = {"oh", "kh"} if root.family == "conv2d" else set()
         grid = parallel[-3:]
         levels: dict[str, dict[str, list[int]]] = {
             "distribution": {},
@@ -219,12 +222,14 @@ class KnobSpace:
                 levels["distribution"][name] = (
                     sorted({d for d in divisors if d > 1} or {loop.bound}) if i in grid else [0]
                 )
-                levels["vector_common_parallel"][name] = sorted({d for d in divisors if d <= 32})
+                levels["vector_common_parallel"][name] = (
+                    [1] if loop.role in one_row else sorted({d for d in divisors if d <= 32})
+                )
                 levels["vector_reduction"][name] = [0]
             else:
                 levels["distribution"][name] = [0]
                 levels["vector_common_parallel"][name] = [0]
-                levels["vector_reduction"][name] = sorted({1, loop.bound})
+                levels["vector_reduction"][name] = [1] if loop.role in one_row else sorted({1, loop.bound})
         return Skeleton.make(
             "td:tile-fuse-vectorise",
             TRANSFORM_DIALECT,
