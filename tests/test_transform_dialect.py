@@ -214,6 +214,10 @@ def test_tune_takes_a_batch1_conv_by_script_alone(tmp_path):
     spent = [t for t in trials if t.user_attrs.get(attrs.STATUS) not in (None, "constraint", "duplicate")]
     assert len(spent) == 4
     assert spent[0].params["skeleton"] == "iree-default" and spent[0].user_attrs[attrs.STATUS] == "ok"
+    # Then the default's tiles under a script: the search starts beside the default.
+    default = json.loads(spent[0].user_attrs[attrs.CONFIG])
+    scripted = json.loads(spent[1].user_attrs[attrs.CONFIG])
+    assert scripted["pipeline"] == TRANSFORM_DIALECT and scripted["tiles"] == default["tiles"]
     assert [t.user_attrs[attrs.STATUS] for t in spent[1:]].count("not_applied") == 0
     row = json.loads((tmp_path / "reports" / "b1" / "summary.json").read_text())["dispatches"][0]
     assert row["op_kind"] == "conv2d" and row["trials"] == 4

@@ -96,6 +96,8 @@ def search_targets(
                 defaults[sk.name] = vals
                 break
         warm = _warm_start(settings, target, space, skeletons, defaults)
+        if not settings.history_only:
+            warm = _default_tiles_scripted(target, skeletons) + warm
         trials = settings.trials
         if settings.history_only:
             if not warm:
@@ -147,6 +149,20 @@ def _script_only_skeletons(target: TuningTarget, space: KnobSpace, proposed) -> 
         return scripts
     baseline = Skeleton.pinned("iree-default", default, loop_names(target.root), "IREE's default config")
     return (baseline, *scripts)
+
+
+def _default_tiles_scripted(target: TuningTarget, skeletons) -> list[dict]:
+    """IREE's default tiles under a script, as a script skeleton's first trial: a script at
+    the default's tiles runs about as fast as the default, so the search starts beside it."""
+    default = target.root.default_config
+    if default is None:
+        return []
+    scripted = CompilationConfig.make(TRANSFORM_DIALECT, {k: list(v) for k, v in default.tile_map.items()})
+    loops = loop_names(target.root)
+    for sk in skeletons:
+        if sk.pipeline == TRANSFORM_DIALECT and (values := sk.values_for(scripted, loops)) is not None:
+            return [{"skeleton": sk.name, **{f"{sk.name}.{k}": v for k, v in values.items()}}]
+    return []
 
 
 def _warm_start(settings: SearchSettings, target: TuningTarget, space: KnobSpace, skeletons, defaults) -> list[dict]:

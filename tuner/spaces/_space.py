@@ -205,7 +205,7 @@ class KnobSpace:
     def transform_skeleton(self, root: RootOp) -> Skeleton:
         """The transform-dialect tier's skeleton: the three innermost parallel loops take the
         workgroup grid, tiles divide their loops (no dynamic shapes for the vectoriser), each
-        reduction is stepped one at a time or whole. A dense conv keeps a register block of one
+        reduction is stepped by a divisor of its loop. A dense conv keeps a register block of one
         output row and steps its filter rows one at a time: only then does IREE's pass decompose
         it into 1-D convs that vectorise (any other block leaves it scalar)."""
         parallel = [i for i, l in enumerate(root.loops) if l.parallel]
@@ -229,7 +229,7 @@ class KnobSpace:
             else:
                 levels["distribution"][name] = [0]
                 levels["vector_common_parallel"][name] = [0]
-                levels["vector_reduction"][name] = [1] if loop.role in one_row else sorted({1, loop.bound})
+                levels["vector_reduction"][name] = [1] if loop.role in one_row else divisors
         return Skeleton.make(
             "td:tile-fuse-vectorise",
             TRANSFORM_DIALECT,
