@@ -6,6 +6,7 @@ import json
 
 from tuner import iree
 from tuner.dispatches import Analysis, find_targets, read_configured_executables
+from tuner.families import SCRIPTED, expected_gain
 
 from .conftest import DATA, run_tune
 
@@ -27,7 +28,10 @@ def test_batch1_conv_is_known_untunable_and_im2col_makes_it_a_matmul(tmp_path):
     assert [r.reason for r in rows if r.family == "conv2d"] == [
         "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
     ]
-    assert Analysis(dispatches, timings).tunable_share == 0.0
+    # No IREE-pipeline config reaches it; its time is what only a transform script can tune,
+    # weighed for planning with the scripts' own prior.
+    assert set(Analysis(dispatches, timings).tunable) == {SCRIPTED}
+    assert expected_gain(SCRIPTED) < expected_gain("conv2d")
 
     dispatches, timings = _analysis(tmp_path / "im2col", ["--iree-global-opt-use-im2col-for-convs"])
     targets, _rows = find_targets(dispatches, timings, time_share=1.0, max_targets=8)
@@ -44,7 +48,8 @@ def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):
         f"name: b1\noutput: {tmp_path / 'reports'}\n"
         f"model: {{format: mlir, path: {DATA / 'conv_batch1.mlir'}, inputs: [1x18x18x16xf32, 3x3x16x32xf32]}}\n"
         "budget: {trials_per_dispatch: 3, confirm_rounds: 3}\n"
-        "search: {tune_model_flags: true, pipeline_trials: 0}\n"
+        # The im2col route alone (the script route is tests/test_transform_dialect.py's).
+        "search: {tune_model_flags: true, pipeline_trials: 0, transform_dialect_only_route: false}\n"
     )
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr

@@ -19,6 +19,7 @@ from .config import JobConfig
 from .dispatches import Analysis, analyze_model, find_targets
 from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
 from .export import Contender, carry_winners, confirm, decide_export, select_winners, write_exports
+from .families import SCRIPTED
 from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
 from .pipelines import load_pipeline_space, pipeline_error, user_pipelines
@@ -182,14 +183,17 @@ def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
             continue
         analyses[row["name"]] = analyze_model(ctx.under(row["flags"])) if row["flags"] else default
         builds[row["name"]] = list(row["flags"])
-        row["tunable_share"] = analyses[row["name"]].tunable_share
+        tunable = analyses[row["name"]].tunable
+        if not (ctx.job.search.transform_dialect or ctx.job.search.transform_dialect_only_route):
+            tunable = {k: v for k, v in tunable.items() if k != SCRIPTED}  # nothing will tune those
+        row["tunable_share"] = sum(tunable.values())
         contenders.append(
             BuildCandidate(
                 row["name"],
                 tuple(row["flags"]),
                 row["median_ms"],
                 row.get("spread", 0.0),
-                analyses[row["name"]].tunable,
+                tunable,
                 analyses[row["name"]].tunable_targets,
             )
         )

@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING
 
 from .. import iree
+from ..families import SCRIPTED
 from ._analyze import Dispatch, read_configured_executables
 from ._targets import DispatchRow, TuningTarget, find_targets
 
@@ -30,16 +31,14 @@ class Analysis:
     def _everything(self) -> tuple[list[TuningTarget], list[DispatchRow]]:
         # No time-share cut: a target of no measurable time is still one (a winner may be
         # carried onto it), and each dispatch is at most one target.
-        # Shares count what IREE's pipelines can tune (they weigh flag sets for tuning).
-        return find_targets(self.dispatches, self.timings, time_share=float("inf"), max_targets=len(self.timings) + 1)
-
-    @functools.cached_property
-    def all_targets(self) -> list[TuningTarget]:
-        """Every tuning target of this build, hottest first, whatever its share of the time
-        (those only a transform script reaches included: a winner may be carried onto them)."""
         return find_targets(
             self.dispatches, self.timings, time_share=float("inf"), max_targets=len(self.timings) + 1, scripts=True
-        )[0]
+        )
+
+    @property
+    def all_targets(self) -> list[TuningTarget]:
+        """Every tuning target of this build, hottest first, whatever its share of the time."""
+        return self._everything[0]
 
     @property
     def _rows(self) -> list[DispatchRow]:
@@ -72,11 +71,13 @@ class Analysis:
 
     @property
     def tunable(self) -> dict[str, float]:
-        """Op family -> share of the model's time a spec can tune."""
+        """Op family -> share of the model's time a spec can tune; the time only transform
+        scripts reach is under `families.SCRIPTED`, with a prior of its own."""
         shares: dict[str, float] = {}
         for row in self._rows:
             if row.target_key is not None:
-                shares[row.family] = shares.get(row.family, 0.0) + row.share
+                key = SCRIPTED if row.scripted else row.family
+                shares[key] = shares.get(key, 0.0) + row.share
         return shares
 
 

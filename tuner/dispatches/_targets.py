@@ -45,6 +45,7 @@ class DispatchRow:
     share: float
     target_key: str | None
     reason: str = ""
+    scripted: bool = False  # its target is reached by transform scripts only (RootOp.script_only)
 
 
 def find_targets(
@@ -87,11 +88,16 @@ def find_targets(
             # One transform script rebuilds one dispatch structure, not several.
             root = dataclasses.replace(root, matcher=dataclasses.replace(root.matcher, dispatch_ops=None))
         roots[root.signature] = root
-        rows.append(DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature))
+        rows.append(
+            DispatchRow(name, root.family, root.shape_label, ns, ns / total, root.signature, scripted=root.script_only)
+        )
     for key, root in list(roots.items()):
         if root.known_issue and not root.script_only:  # its script went with the grouping above
             reason = f"{root.known_issue}; fused differently in its dispatches, so no one script rebuilds them"
-            rows = [dataclasses.replace(r, target_key=None, reason=reason) if r.target_key == key else r for r in rows]
+            rows = [
+                dataclasses.replace(r, target_key=None, reason=reason, scripted=False) if r.target_key == key else r
+                for r in rows
+            ]
             del groups[key], roots[key], sources[key]
     targets = [
         TuningTarget(
