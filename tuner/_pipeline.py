@@ -184,7 +184,7 @@ def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
         analyses[row["name"]] = analyze_model(ctx.under(row["flags"])) if row["flags"] else default
         builds[row["name"]] = list(row["flags"])
         tunable = analyses[row["name"]].tunable
-        if not (ctx.job.search.transform_dialect or ctx.job.search.transform_dialect_only_route):
+        if not ctx.job.search.scripts_reach_known_issues:
             tunable = {k: v for k, v in tunable.items() if k != SCRIPTED}  # nothing will tune those
         row["tunable_share"] = sum(tunable.values())
         contenders.append(
@@ -239,7 +239,7 @@ def _search_build(
         analysis.timings,
         time_share=ctx.job.budget.time_share,
         max_targets=ctx.job.budget.max_dispatches,
-        scripts=ctx.job.search.transform_dialect or ctx.job.search.transform_dialect_only_route,
+        scripts=ctx.job.search.scripts_reach_known_issues,
     )
     log.info("build %s: %d dispatches, %d tuning targets", name, len(rows), len(targets))
     fingerprint = json.dumps(model.fingerprint, sort_keys=True).encode()

@@ -83,6 +83,11 @@ class SearchSpec:
     # is off elsewhere: without it they are not tuned at all.
     transform_dialect_only_route: bool = True
 
+    @property
+    def scripts_reach_known_issues(self) -> bool:
+        """Whether ops only a transform script reaches are tuned (and weighed when planning)."""
+        return self.transform_dialect or self.transform_dialect_only_route
+
 
 @dataclasses.dataclass(frozen=True)
 class ProposerSpec:
