@@ -100,3 +100,54 @@ def test_export_waits_for_a_worker_that_goes_on_after_a_free_trial(tmp_path):
     settled = settle(outcome, optuna.storages.RDBStorage(url), timeout_s=60.0)
     thread.join()
     assert settled.trials == 1 and settled.statuses.get("lost", 0) == 0
+
+
+class _StuckSampler(optuna.samplers.RandomSampler):
+    """TPE at its worst in a small space: every draw is the same known config."""
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return param_distribution.choices[0]
+
+
+def test_a_sampler_stuck_on_known_configs_still_spends_the_budget_on_distinct_ones(tmp_path, monkeypatch):
+    """TPE re-proposes known configs in a small space; after a few in a row an unseen point
+    is drawn, so the budget is spent on distinct configs instead of running out of attempts
+    (a script skeleton stopped at 20 of 30 trials with 160 repeats)."""
+    import itertools
+
+    from tuner.search import _study
+    from tuner.spaces import Skeleton, loop_names
+
+    target, url, evaluator, space, skeletons = _matmul(tmp_path)
+    near = skeletons[0]
+    # At most eight configs: two choices on three knobs of the neighbourhood skeleton.
+    levels = {lvl: {loop: vals[:1] for loop, vals in knobs.items()} for lvl, knobs in near.level_map.items()}
+    free = [(lvl, loop, vals) for lvl, knobs in near.level_map.items() for loop, vals in knobs.items() if len(vals) > 1]
+    for lvl, loop, vals in free[:3]:
+        levels[lvl][loop] = vals[:2]
+    small = Skeleton.make("small", near.pipeline, near.loop_peeling[:1], levels, dict(near.ties))
+    assert len(small.knobs()) == 3
+    loops = loop_names(target.root)
+    names = [name for name, _ in small.knobs()]
+    legal = set()
+    for values in itertools.product(*(choices for _, choices in small.knobs())):
+        config = small.config(dict(zip(names, values)), loops)
+        if not space.check_config(config, target.root):
+            legal.add(config.canonical())
+    assert len(legal) >= 4
+    monkeypatch.setattr(_study, "make_sampler", lambda kind, seed: _StuckSampler(seed=seed))
+    tune_target(
+        target,
+        space,
+        (small,),
+        {},
+        evaluator,
+        storage=url,
+        study_name="job:k:small",
+        trials=len(legal),
+        sampler="tpe",
+        seed=0,
+    )
+    study = optuna.load_study(study_name="job:k:small", storage=url)
+    measured = {t.user_attrs["config"] for t in study.trials if t.user_attrs.get("status") not in (None, "duplicate")}
+    assert legal <= measured, (len(legal - measured), [t.user_attrs.get("status") for t in study.trials])

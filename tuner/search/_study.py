@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ log = logging.getLogger("schedtune")
 UNTUNABLE_AFTER = 3
 UNTAGGED_GRACE_S = 30.0
 WARM_START_TOP = 3
+REPEATS_BEFORE_UNSEEN = 3  # TPE re-proposals of known configs before each further one is answered by an unseen point
 SETTLE_QUIET_S = 2.0
 _STARTED = datetime.datetime.now()
 
@@ -244,6 +246,8 @@ def tune_target(
         return min(vals) if vals else None
 
     attempts = 0
+    repeats = 0
+    rng = random.Random(seed)
     finished = finished_count()
     untunable = _untunable(study)
     batch_size = max(1, evaluator.compile_workers)
@@ -280,6 +284,17 @@ def tune_target(
                 if config.canonical() in seen or any(c == config for _, c in batch):
                     # TPE re-proposed a config this study already has: reuse it, charge no budget.
                     _tell_duplicate(study, trial, evaluator.lookup(target, config))
+                    repeats += 1
+                    if repeats >= REPEATS_BEFORE_UNSEEN:
+                        # In a small space TPE keeps re-proposing what it knows (a script
+                        # skeleton ran out of attempts at 20 of 30 trials): from then on each
+                        # repeat is answered by a legal point nobody has measured.
+                        known = seen | {c.canonical() for _, c in batch}
+                        unseen = _unseen_point(
+                            skeletons, loops, known, lambda c: not space.check_config(c, target.root), rng
+                        )
+                        if unseen is not None:
+                            study.enqueue_trial(unseen)
                     continue
                 if over_budget(trial.number):
                     trial.set_user_attr(attrs.STATUS, TrialStatus.OVER_BUDGET.value)
@@ -312,6 +327,19 @@ def tune_target(
         if progress:
             progress(finished, trials, best())
     return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+
+
+def _unseen_point(
+    skeletons, loops: list[str], seen: set[str], legal, rng: random.Random, tries: int = 256
+) -> dict | None:
+    """Optuna parameters of a uniformly drawn `legal` config outside `seen` (None if none was found)."""
+    for _ in range(tries):
+        skeleton = rng.choice(skeletons)
+        values = {name: rng.choice(choices) for name, choices in skeleton.knobs()}
+        config = skeleton.config(values, loops)
+        if config.canonical() not in seen and legal(config):
+            return {"skeleton": skeleton.name, **{f"{skeleton.name}.{k}": v for k, v in values.items()}}
+    return None
 
 
 def _counted_configs(study: optuna.Study) -> set[str]:
