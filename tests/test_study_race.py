@@ -110,9 +110,9 @@ class _StuckSampler(optuna.samplers.RandomSampler):
 
 
 def test_a_sampler_stuck_on_known_configs_still_spends_the_budget_on_distinct_ones(tmp_path, monkeypatch):
-    """TPE re-proposes known configs in a small space; after a few in a row an unseen point
-    is drawn, so the budget is spent on distinct configs instead of running out of attempts
-    (a script skeleton stopped at 20 of 30 trials with 160 repeats)."""
+    """TPE re-proposes known configs in a small space; after a few such repeats each further
+    one is answered by an unseen point, so the budget is spent on distinct configs instead of
+    running out of attempts (a script skeleton stopped at 20 of 30 trials with 160 repeats)."""
     import itertools
 
     from tuner.search import _study

@@ -11,7 +11,7 @@ from ..evaluation import Evaluator, TrialStatus
 from ..proposers import ProposalRequest, Proposer, default_values
 from ..spaces import KnobSpace, Skeleton, load_space, loop_names
 from ..spec import TRANSFORM_DIALECT, CompilationConfig
-from ._study import TargetOutcome, tune_target
+from ._study import TargetOutcome, trial_params, tune_target
 
 log = logging.getLogger("schedtune")
 
@@ -161,7 +161,7 @@ def _default_tiles_scripted(target: TuningTarget, skeletons) -> list[dict]:
     loops = loop_names(target.root)
     for sk in skeletons:
         if sk.pipeline == TRANSFORM_DIALECT and (values := sk.values_for(scripted, loops)) is not None:
-            return [{"skeleton": sk.name, **{f"{sk.name}.{k}": v for k, v in values.items()}}]
+            return [trial_params(sk.name, values)]
     return []
 
 
@@ -181,7 +181,7 @@ def _warm_start(settings: SearchSettings, target: TuningTarget, space: KnobSpace
         for sk in skeletons:
             values = sk.values_for(config, loops)
             if values is not None:
-                params.append({"skeleton": sk.name, **{f"{sk.name}.{k}": v for k, v in values.items()}})
+                params.append(trial_params(sk.name, values))
                 break
     if params:
         log.info("%s: warm start with %d config(s) from the history", target.label, len(params))

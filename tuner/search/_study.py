@@ -54,6 +54,11 @@ class TargetOutcome:
     timeline: tuple[tuple[float | None, str], ...] = ()
 
 
+def trial_params(skeleton: str, values: dict) -> dict:
+    """Optuna parameters of `values` drawn from the skeleton named `skeleton` (for enqueue_trial)."""
+    return {"skeleton": skeleton, **{f"{skeleton}.{k}": v for k, v in values.items()}}
+
+
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -201,9 +206,7 @@ def tune_target(
         study.set_user_attr(attrs.FINGERPRINT, json.dumps(evaluator.model.fingerprint))
         for name, values in default_values.items():
             if any(s.name == name for s in skeletons):
-                study.enqueue_trial(
-                    {"skeleton": name, **{f"{name}.{k}": v for k, v in values.items()}}, skip_if_exists=True
-                )
+                study.enqueue_trial(trial_params(name, values), skip_if_exists=True)
                 break
         for params in warm_start:
             study.enqueue_trial(params, skip_if_exists=True)
@@ -338,7 +341,7 @@ def _unseen_point(
         values = {name: rng.choice(choices) for name, choices in skeleton.knobs()}
         config = skeleton.config(values, loops)
         if config.canonical() not in seen and legal(config):
-            return {"skeleton": skeleton.name, **{f"{skeleton.name}.{k}": v for k, v in values.items()}}
+            return trial_params(skeleton.name, values)
     return None
 
 
