@@ -25,6 +25,7 @@ from .conftest import DATA, FREE_STATUSES, counted_trials, kill_9_when
 FLAGS = iree.target_flags("host")
 MATMUL = (DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"))
 RGB_STEM = (DATA / "conv_rgb_stem.mlir", ("2x3x18x18xf32", "16x3x3x3xf32"))
+INVERTED_RESIDUAL = (DATA / "inverted_residual_nchw.mlir", ("1x8x16x16xf32", "16x8x1x1xf32", "8x16x1x1xf32"))
 
 
 def _evaluator(model, tmp_path, families, **kw) -> PipelineEvaluator:
@@ -259,3 +260,34 @@ def test_script_that_computes_the_wrong_thing_is_wrong_result(tmp_path):
     wrong = Pipeline(parse_passes(f"iree-preprocessing-transform-interpreter{{transform-spec-path={script}}}"))
     assert pipeline_error(evaluator.space, wrong, strict=False) is None
     assert evaluator.evaluate(wrong, strict=False).status == "wrong_result"
+
+
+def test_depthwise_script_moves_nchw_depthwise_convs_to_iree_depthwise_pipeline(tmp_path, monkeypatch):
+    """channels-last alone leaves an NCHW depthwise conv on IREE's generic path (it reads NHWC,
+    writes NCHW, gathers its filter); with the script after it the op is an NHWC depthwise on
+    ConvTileAndDecomposeExpert, the numerics are the default build's, and the fixed flag set
+    that names the script is rendered to a file iree-compile reads."""
+    from tuner.dispatches import analyze_model
+    from tuner.pipelines import compile_ready
+
+    monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
+    families = {"conv2d", "depthwise"}
+    evaluator = _evaluator(INVERTED_RESIDUAL, tmp_path, families)
+    space = evaluator.space
+    fixed, _ = flag_candidates(families)
+    ready = {c.name: c for c in compile_ready(space, fixed)}
+    named = {c.name: c for c in fixed}["channels-last+depthwise"]
+    assert "script:depthwise-channels-last" in named.flags[0]
+    flags = ready["channels-last+depthwise"].flags
+    assert "script:" not in flags[0] and "transform-spec-path=" in flags[0]
+
+    def depthwise_pipeline(extra: list[str], name: str) -> str:
+        ctx = evaluator.model
+        analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, FLAGS + extra, tmp_path / name))
+        (root,) = [d.root for d in analysis.dispatches.values() if d.root and d.root.family == "depthwise"]
+        return root.pipeline
+
+    assert depthwise_pipeline(list(ready["channels-last"].flags), "cl") == "DoubleTilingExpert"
+    assert depthwise_pipeline(list(flags), "cl_dw") == "ConvTileAndDecomposeExpert"
+    result = evaluator.evaluate(space.from_flags(named.flags))
+    assert result.status == "ok", result.error

@@ -22,7 +22,7 @@ from .export import Contender, carry_winners, confirm, decide_export, select_win
 from .families import SCRIPTED
 from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
-from .pipelines import load_pipeline_space, pipeline_error, user_pipelines
+from .pipelines import compile_ready, load_pipeline_space, pipeline_error, user_pipelines
 from .proposers import HeuristicProposer, PipelineRequest, Proposer
 from .report import BuildRun, JobSummary, dispatch_rows, machine_fields, progress_display, untuned_rows, write_report
 from .search import (
@@ -173,7 +173,7 @@ def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
         return only_default
     candidates, min_gain = flag_candidates(default.families)
     searched, pipeline_summary = _search_pipelines(ctx, default, candidates, min_gain, proposer)
-    candidates += searched
+    candidates = compile_ready(load_pipeline_space().for_families(default.families), candidates) + searched
     if len(candidates) <= 1:
         return only_default
     decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, min_gain=min_gain)

@@ -14,7 +14,7 @@ import yaml
 
 from .. import iree
 from ..errors import ConfigError, SpaceError
-from ..spaces import SPACES_DIR
+from ..spaces import SPACES_DIR, FlagCandidate
 from ._pipeline import (
     INTERPRETER,
     PIPELINE_FLAG,
@@ -182,6 +182,24 @@ class PipelineSpace:
             return None
         pipeline = Pipeline(passes, tuple(choices))
         return pipeline if not self.problems(pipeline) else None
+
+
+def compile_ready(space: PipelineSpace, candidates: list[FlagCandidate]) -> list[FlagCandidate]:
+    """Fixed flag sets (spaces/model_flags.yaml) as iree-compile takes them: a set may name a
+    transform script of the space as a step `script:NAME`, rendered here to the interpreter on
+    its file. A set that is not a point of `space` (a script this IREE lacks) is left out, with
+    a warning: iree-compile would ignore the unknown step and build the default silently."""
+    out = []
+    for candidate in candidates:
+        if SCRIPT_PREFIX not in " ".join(candidate.flags):
+            out.append(candidate)
+            continue
+        pipeline = space.from_flags(candidate.flags)
+        if pipeline is None:
+            log.warning("flag set %s names a script step this IREE or model cannot run: left out", candidate.name)
+            continue
+        out.append(dataclasses.replace(candidate, flags=tuple(space.flags(pipeline))))
+    return out
 
 
 def _installed(data: dict, path: pathlib.Path) -> tuple[list[PassSpec], list[str]]:
