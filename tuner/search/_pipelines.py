@@ -55,6 +55,12 @@ class PipelineResult:
     cached: bool = False
 
 
+# A pipeline build may take COMPILE_FACTOR times the default build's compile time, and at
+# least COMPILE_FLOOR_S seconds (small models compile in a second or two).
+COMPILE_FACTOR = 10.0
+COMPILE_FLOOR_S = 30.0
+
+
 class PipelineEvaluator:
     """Builds, checks and times pipelines against the default build of `model` (target flags only)."""
 
@@ -67,6 +73,7 @@ class PipelineEvaluator:
         *,
         rounds: int = 5,
         give_up_ratio: float = 1.3,
+        compile_floor_s: float = COMPILE_FLOOR_S,
     ) -> None:
         self.model = model
         self.space = space
@@ -75,7 +82,9 @@ class PipelineEvaluator:
         self.rounds = rounds
         self.give_up_ratio = give_up_ratio
         self.work = model.workdir / "pipelines"
+        self.compile_floor_s = compile_floor_s
         self._default: tuple[object, int] | None = None
+        self._default_compile_s = 0.0
 
     def key(self, pipeline: Pipeline) -> str:
         return cache_key(
@@ -94,7 +103,16 @@ class PipelineEvaluator:
                 raise iree.ToolError(f"the model does not compile with IREE's defaults: {built.error}")
             iterations = iree.round_iterations(built.vmfb, self.model.entry, self.model.inputs)
             self._default = (built.vmfb, iterations)
+            self._default_compile_s = built.seconds
         return self._default
+
+    def compile_timeout_s(self) -> float:
+        """A pipeline build's time limit: a multiple of the default build's compile time (with
+        a floor), never above the job's. Some pass combinations make iree-compile run for
+        minutes (or hang) on a model it builds in seconds; each such build is tried twice,
+        and at the job's full limit they cost a conv job most of its pipeline stage."""
+        scaled = max(self.compile_floor_s, COMPILE_FACTOR * self._default_compile_s)
+        return min(self.model.compile_timeout_s, scaled)
 
     def known(self, pipeline: Pipeline) -> PipelineResult | None:
         hit = self.cache.get(self.key(pipeline))
@@ -120,7 +138,8 @@ class PipelineEvaluator:
             return PipelineResult(TrialStatus.OK.value, ratio=1.0)
         name = f"p{self.key(pipeline)[:12]}"
         work = self.work / name
-        built = self.model.compile(work, flags=self.model.flags + self.space.flags(pipeline), name=name)
+        limited = dataclasses.replace(self.model, compile_timeout_s=self.compile_timeout_s())
+        built = limited.compile(work, flags=self.model.flags + self.space.flags(pipeline), name=name)
         if not built.ok:
             first = built.error.strip().splitlines()[0] if built.error.strip() else ""
             return PipelineResult(TrialStatus.of_compile(built.status).value, error=first[:300])
