@@ -25,6 +25,7 @@ FLAGS = iree.target_flags("host")
 MATMUL = (DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"))
 RGB_STEM = (DATA / "conv_rgb_stem.mlir", ("2x3x18x18xf32", "16x3x3x3xf32"))
 INVERTED_RESIDUAL = (DATA / "inverted_residual_nchw.mlir", ("1x8x16x16xf32", "16x8x1x1xf32", "8x16x1x1xf32"))
+ODD_STRIDED_DEPTHWISE = (DATA / "depthwise_odd_strided_nchw.mlir", ("1x5x13x13xf32", "7x5x1x1xf32"))
 
 
 def _evaluator(model, tmp_path, families, **kw) -> PipelineEvaluator:
@@ -294,3 +295,20 @@ def test_depthwise_script_moves_nchw_depthwise_convs_to_iree_depthwise_pipeline(
     assert depthwise_pipeline(list(flags), "cl_dw") == "ConvTileAndDecomposeExpert"
     result = evaluator.evaluate(space.from_flags(named.flags))
     assert result.status == "ok", result.error
+
+
+def test_depthwise_script_handles_odd_channels_strides_and_dilations(tmp_path, monkeypatch):
+    from tuner.dispatches import analyze_model
+
+    monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
+    evaluator = _evaluator(ODD_STRIDED_DEPTHWISE, tmp_path, {"conv2d", "depthwise"})
+    pipeline = Pipeline(
+        (PassStep("iree-preprocessing-convert-conv-to-channels-last"), PassStep("script:depthwise-channels-last"))
+    )
+    result = evaluator.evaluate(pipeline)
+    assert result.status == "ok", result.error
+    ctx = evaluator.model
+    flags = FLAGS + evaluator.space.flags(pipeline)
+    analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, flags, tmp_path / "a"))
+    (root,) = [d.root for d in analysis.dispatches.values() if d.root and d.root.family == "depthwise"]
+    assert root.pipeline == "ConvTileAndDecomposeExpert"
