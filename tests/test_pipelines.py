@@ -266,12 +266,21 @@ def test_script_that_computes_the_wrong_thing_is_wrong_result(tmp_path):
     assert evaluator.evaluate(wrong, strict=False).status == "wrong_result"
 
 
+def _depthwise_pipeline(evaluator: PipelineEvaluator, flags: list[str], folder) -> str:
+    """The IREE pipeline of the model's one depthwise op when built with `flags`."""
+    from tuner.dispatches import analyze_model
+
+    ctx = evaluator.model
+    analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, FLAGS + flags, folder))
+    (root,) = [d.root for d in analysis.dispatches.values() if d.root and d.root.family == "depthwise"]
+    return root.pipeline
+
+
 def test_depthwise_script_moves_nchw_depthwise_convs_to_iree_depthwise_pipeline(tmp_path, monkeypatch):
     """channels-last alone leaves an NCHW depthwise conv on IREE's generic path (it reads NHWC,
     writes NCHW, gathers its filter); with the script after it the op is an NHWC depthwise on
     ConvTileAndDecomposeExpert, the numerics are the default build's, and the fixed flag set
     that names the script is rendered to a file iree-compile reads."""
-    from tuner.dispatches import analyze_model
     from tuner.pipelines import compile_ready
 
     monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
@@ -284,22 +293,13 @@ def test_depthwise_script_moves_nchw_depthwise_convs_to_iree_depthwise_pipeline(
     assert "script:depthwise-channels-last" in named.flags[0]
     flags = ready["channels-last+depthwise"].flags
     assert "script:" not in flags[0] and "transform-spec-path=" in flags[0]
-
-    def depthwise_pipeline(extra: list[str], name: str) -> str:
-        ctx = evaluator.model
-        analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, FLAGS + extra, tmp_path / name))
-        (root,) = [d.root for d in analysis.dispatches.values() if d.root and d.root.family == "depthwise"]
-        return root.pipeline
-
-    assert depthwise_pipeline(list(ready["channels-last"].flags), "cl") == "DoubleTilingExpert"
-    assert depthwise_pipeline(list(flags), "cl_dw") == "ConvTileAndDecomposeExpert"
+    assert _depthwise_pipeline(evaluator, list(ready["channels-last"].flags), tmp_path / "cl") == "DoubleTilingExpert"
+    assert _depthwise_pipeline(evaluator, list(flags), tmp_path / "cl_dw") == "ConvTileAndDecomposeExpert"
     result = evaluator.evaluate(space.from_flags(named.flags))
     assert result.status == "ok", result.error
 
 
 def test_depthwise_script_handles_odd_channels_strides_and_dilations(tmp_path, monkeypatch):
-    from tuner.dispatches import analyze_model
-
     monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
     evaluator = _evaluator(ODD_STRIDED_DEPTHWISE, tmp_path, {"conv2d", "depthwise"})
     pipeline = Pipeline(
@@ -307,8 +307,6 @@ def test_depthwise_script_handles_odd_channels_strides_and_dilations(tmp_path, m
     )
     result = evaluator.evaluate(pipeline)
     assert result.status == "ok", result.error
-    ctx = evaluator.model
-    flags = FLAGS + evaluator.space.flags(pipeline)
-    analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, flags, tmp_path / "a"))
-    (root,) = [d.root for d in analysis.dispatches.values() if d.root and d.root.family == "depthwise"]
-    assert root.pipeline == "ConvTileAndDecomposeExpert"
+    assert (
+        _depthwise_pipeline(evaluator, evaluator.space.flags(pipeline), tmp_path / "a") == "ConvTileAndDecomposeExpert"
+    )
