@@ -6,7 +6,9 @@ Run after `tune --config ...`. Measures end-to-end latency of one model call for
 its defaults, IREE with the exported spec + flags (both with 2 task-system workers:
 `--task_topology_max_group_count`), onnxruntime (CPU, 2 threads), PyTorch eager (2 threads)
 and `torch.compile` (inductor, 2 threads) when it works on this CPU (`--threads` changes the
-count for all of them).
+count for all of them). The whole process, every runner's threads included, runs under the
+job's scheduling policy (`target.scheduling`, SCHED_BATCH by default; `--scheduling` overrides
+it): the policy the tuner measured under and the report tells users to deploy with.
 Every runner gets the same inputs (the job's), every output is checked against PyTorch's
 (or onnxruntime's for an ONNX model), and the runners take turns: round r times each of
 them once, so slow drifts of a noisy machine hit all alike. Writes `compare.md`,
@@ -214,6 +216,11 @@ def main() -> int:
         default=THREADS,
         help="threads of every runner, IREE's task-system workers included (default %(default)s)",
     )
+    parser.add_argument(
+        "--scheduling",
+        choices=iree.SCHEDULING_POLICIES,
+        help="Linux scheduling policy of the whole process, every runner alike (default: the job's)",
+    )
     args = parser.parse_args()
     if args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -227,6 +234,8 @@ def main() -> int:
     if not spec.exists():
         print(f"compare: {spec} not found: run `tune --config {args.config}` first", file=sys.stderr)
         return 2
+    scheduling = args.scheduling or job.target.scheduling
+    iree.use_scheduling(scheduling)  # before any runner starts a thread: threads inherit it
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads (inductor's OpenMP kernels)
     _pin_iree_workers(args.threads)  # before the first IREE device of this process
     work = report / "work" / "compare"
@@ -298,6 +307,7 @@ def main() -> int:
         "job": job.name,
         "inputs": list(job.model.inputs),
         "threads": args.threads,
+        "scheduling": scheduling,
         "iree_worker_threads": iree_workers,
         "rounds": args.rounds,
         "iterations": args.iterations,
@@ -325,7 +335,7 @@ def main() -> int:
     text = (
         f"# {job.name}: tuned IREE vs alternatives\n\nInputs {', '.join(job.model.inputs)}; "
         f"{args.threads} thread{'s' if args.threads > 1 else ''} each, IREE's worker count included "
-        f"(--task_topology_max_group_count={args.threads}); "
+        f"(--task_topology_max_group_count={args.threads}); every runner under scheduling policy {scheduling}; "
         f"{args.rounds} interleaved rounds of {args.iterations} calls; outputs checked against {ref_runner.name}.\n\n"
         f"{table}\n" + "".join(f"\n- {n}" for n in notes) + "\n\n![latency](compare.png)\n"
     )

@@ -29,6 +29,7 @@ def test_valid_config_loads_with_defaults(write_job, tmp_path):
         ("budget:\n  trials_per_dispatch: many\n", "budget.trials_per_dispatch: expected an integer"),
         ("search:\n  sampler: grid\n", "search.sampler: 'grid' is not one of"),
         ("budget:\n  time_share: 2\n", "budget.time_share: must be in (0, 1]"),
+        ("target:\n  scheduling: fifo\n", "target.scheduling: 'fifo' is not one of batch, normal"),
     ],
 )
 def test_bad_keys_and_types_name_the_key(tmp_path, write_job, extra, message):

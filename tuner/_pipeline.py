@@ -98,6 +98,7 @@ def _prepare(job: JobConfig, max_minutes: float | None, start: float) -> _Contex
         run_timeout_s=job.budget.run_timeout_s,
         check_inputs=tuple(check_inputs),
         trial_build=job.search.trial_build,
+        scheduling=job.target.scheduling,
     )
     deadline = start + 60 * limit if limit is not None else None
     ctx = _Context(job, imported, target_flags, base, cache, storage, [], deadline, [])
@@ -403,6 +404,7 @@ def run_job(
         trial_compiles=sum(o.compiles for run in build_runs for o in run.search.outcomes),
         search_mode="from_history" if job.search.from_history else "search",
         trial_build=",".join(sorted({ev.model.trial_build for _, ev in runs})) or job.search.trial_build,
+        scheduling=job.target.scheduling,
         llm=llm_stats,
         **machine_fields(),
     ).to_json()

@@ -94,7 +94,13 @@ def analyze_model(model: ModelContext) -> Analysis:
         if not built.ok:
             raise iree.ToolError(f"the model does not compile with IREE's defaults: {built.error}")
         timings = iree.profile_dispatches(
-            built.vmfb, model.entry, model.inputs, folder / "profile", iterations=30, timeout_s=model.run_timeout_s
+            built.vmfb,
+            model.entry,
+            model.inputs,
+            folder / "profile",
+            iterations=30,
+            timeout_s=model.run_timeout_s,
+            scheduling=model.scheduling,
         )
         timings_file.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
     timings = {k: iree.DispatchTiming(**v) for k, v in json.loads(timings_file.read_text()).items()}

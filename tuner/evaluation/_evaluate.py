@@ -199,6 +199,7 @@ class Evaluator:
                         work / f"profile_{i}",
                         iterations=self.model.profile_iterations,
                         timeout_s=self.model.run_timeout_s,
+                        scheduling=self.model.scheduling,
                     )
                     times[i].append(iree.dispatches_ns(timings, target.dispatches))
         finally:
@@ -259,6 +260,7 @@ class Evaluator:
                 work / "profile",
                 iterations=self.model.profile_iterations,
                 timeout_s=self.model.run_timeout_s,
+                scheduling=self.model.scheduling,
             )
         except (iree.ToolError, subprocess.SubprocessError) as exc:
             return TrialResult(

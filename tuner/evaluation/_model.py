@@ -65,6 +65,7 @@ class ModelContext:
     profile_iterations: int = 20
     check_inputs: tuple[list[pathlib.Path], ...] = ()
     trial_build: str = "executable"  # or "model": see SearchSpec.trial_build
+    scheduling: str = "batch"  # the policy every run is measured under: see TargetSpec.scheduling
     _substituted: SubstitutedBuilds | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -88,7 +89,8 @@ class ModelContext:
         }
 
     def measurement(self) -> dict[str, Any]:
-        """How results are obtained: the inputs' contents and the profile length."""
+        """How results are obtained: the inputs' contents, the profile length, how trials are
+        built and the scheduling policy runs are timed under."""
         digest = hashlib.sha256()
         for paths in self.input_sets:
             for path in paths:
@@ -97,6 +99,7 @@ class ModelContext:
             "inputs": digest.hexdigest()[:16],
             "profile_iterations": self.profile_iterations,
             "trial_build": self.trial_build,
+            "scheduling": self.scheduling,
         }
 
     def build_key(self) -> str:
@@ -180,16 +183,39 @@ class ModelContext:
                 self._substituted = builds
             return self._substituted
 
+    def round_iterations(self, vmfb: pathlib.Path) -> int:
+        """Calls per end-to-end benchmark round of `vmfb` (see `iree.round_iterations`)."""
+        return iree.round_iterations(vmfb, self.entry, self.inputs, scheduling=self.scheduling)
+
+    def benchmark(self, vmfb: pathlib.Path, iterations: int) -> float:
+        """One end-to-end benchmark round of `vmfb`: ms per call, under this model's policy."""
+        return iree.benchmark_model(
+            vmfb,
+            self.entry,
+            self.inputs,
+            iterations=iterations,
+            timeout_s=self.run_timeout_s,
+            scheduling=self.scheduling,
+        )
+
     def outputs(self, vmfb: pathlib.Path, work: pathlib.Path) -> tuple[list[list[np.ndarray]], str]:
         """Every output on every input set, or ([], the run's error)."""
         try:
-            count = iree.result_count(vmfb, self.entry, self.inputs, timeout_s=self.run_timeout_s)
+            count = iree.result_count(
+                vmfb, self.entry, self.inputs, timeout_s=self.run_timeout_s, scheduling=self.scheduling
+            )
         except iree.ToolError as exc:
             return [], str(exc)
         sets = []
         for k, inputs in enumerate(self.input_sets):
             run = iree.run_model(
-                vmfb, self.entry, inputs, work / f"run_{k}", outputs=count, timeout_s=self.run_timeout_s
+                vmfb,
+                self.entry,
+                inputs,
+                work / f"run_{k}",
+                outputs=count,
+                timeout_s=self.run_timeout_s,
+                scheduling=self.scheduling,
             )
             if run.status != "ok":
                 return [], f"{run.status}: {run.error}"

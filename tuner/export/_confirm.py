@@ -202,8 +202,12 @@ def confirm(
         default_t: dict[str, float] = {}
         tuned_t: dict[str, float] = {}
         for _ in range(2):
-            prof_d = iree.profile_dispatches(untuned_vmfb, model.entry, model.inputs, work / "prof_d")
-            prof_t = iree.profile_dispatches(tuned.vmfb, model.entry, model.inputs, work / "prof_t")
+            prof_d = iree.profile_dispatches(
+                untuned_vmfb, model.entry, model.inputs, work / "prof_d", scheduling=model.scheduling
+            )
+            prof_t = iree.profile_dispatches(
+                tuned.vmfb, model.entry, model.inputs, work / "prof_t", scheduling=model.scheduling
+            )
             for t, _c in kept:
                 default_t[t.label] = min(default_t.get(t.label, float("inf")), iree.dispatches_ns(prof_d, t.dispatches))
                 tuned_t[t.label] = min(tuned_t.get(t.label, float("inf")), iree.dispatches_ns(prof_t, t.dispatches))
@@ -224,11 +228,11 @@ def confirm(
 
     default_ms: list[float] = []
     tuned_ms: list[float] = []
-    iterations = iree.round_iterations(default.vmfb, model.entry, model.inputs)  # the same for both builds
-    iree.benchmark_model(tuned.vmfb, model.entry, model.inputs, iterations=3)  # its warm-up
+    iterations = model.round_iterations(default.vmfb)  # the same for both builds
+    model.benchmark(tuned.vmfb, 3)  # its warm-up
     for _ in range(rounds):
-        default_ms.append(iree.benchmark_model(default.vmfb, model.entry, model.inputs, iterations=iterations))
-        tuned_ms.append(iree.benchmark_model(tuned.vmfb, model.entry, model.inputs, iterations=iterations))
+        default_ms.append(model.benchmark(default.vmfb, iterations))
+        tuned_ms.append(model.benchmark(tuned.vmfb, iterations))
     spec_text = render_spec([(t.root.matcher, c) for t, c in kept])
     result = Confirmation(
         default_ms,

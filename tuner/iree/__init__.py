@@ -1,5 +1,8 @@
 """IREE's tools behind small typed calls (compile, run, profile, benchmark)."""
 
+from ._scheduling import POLICIES as SCHEDULING_POLICIES
+from ._scheduling import apply_to_this_process as use_scheduling
+from ._scheduling import current_policy as current_scheduling
 from ._tools import (
     INPUT_DISTRIBUTIONS,
     CompileResult,
@@ -31,11 +34,13 @@ __all__ = [
     "CompileResult",
     "DispatchTiming",
     "RunResult",
+    "SCHEDULING_POLICIES",
     "ToolError",
     "benchmark_model",
     "compile_model",
     "compiler_version",
     "compiles_so_far",
+    "current_scheduling",
     "dispatches_ns",
     "host_cpu_features",
     "host_cpu_model",
@@ -52,4 +57,5 @@ __all__ = [
     "save_inputs",
     "target_flags",
     "tool",
+    "use_scheduling",
 ]

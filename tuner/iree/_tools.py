@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ToolError
 from ..spec import uses_codegen_library
+from ._scheduling import DEFAULT_POLICY, child_setup
 
 
 @functools.cache
@@ -72,14 +73,25 @@ def _raise_if_disk_full(stderr: str, folder: pathlib.Path | None) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(folder) if folder else None)
 
 
-def _run(args: list[str], timeout_s: float, writes_to: pathlib.Path | None = None) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], timeout_s: float, writes_to: pathlib.Path | None = None, scheduling: str | None = None
+) -> subprocess.CompletedProcess:
     """Run a tool in its own process group; on timeout the whole group is killed.
+
+    `scheduling`: the policy a tool that runs a compiled model starts under (see `_scheduling`).
 
     Killing only the direct child can leave grandchildren holding the output pipes, and
     then the wait outlives the timeout. A failure caused by a full disk (at `writes_to`)
     raises ENOSPC.
     """
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=child_setup(scheduling) if scheduling else None,
+    )
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -294,7 +306,14 @@ def _declared_results(vmfb: pathlib.Path, entry: str) -> int | None:
     return count if inner.strip() else 0
 
 
-def result_count(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, timeout_s: float = 60.0) -> int:
+def result_count(
+    vmfb: pathlib.Path,
+    entry: str,
+    inputs: list[pathlib.Path],
+    *,
+    timeout_s: float = 60.0,
+    scheduling: str = DEFAULT_POLICY,
+) -> int:
     """How many results `entry` returns: from its ABI declaration, else from one run that
     prints them (`result[i]: ...`). A count of zero would compare nothing, so it is an error."""
     count = _declared_results(vmfb, entry)
@@ -308,7 +327,7 @@ def result_count(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, 
             *[f"--input=@{p}" for p in inputs],
         ]
         try:
-            proc = _run(args, timeout_s)
+            proc = _run(args, timeout_s, scheduling=scheduling)
         except subprocess.TimeoutExpired:
             raise ToolError(f"iree-run-module timed out after {timeout_s:.0f} s") from None
         if proc.returncode != 0:
@@ -327,13 +346,16 @@ def run_model(
     *,
     outputs: int | None = None,
     timeout_s: float = 60.0,
+    scheduling: str = DEFAULT_POLICY,
 ) -> RunResult:
     """Run once on the given inputs and return every output (in a subprocess: a segfault is a result).
 
     `outputs`: how many results `entry` returns (read from the module when not given).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    count = result_count(vmfb, entry, inputs, timeout_s=timeout_s) if outputs is None else outputs
+    count = outputs
+    if count is None:
+        count = result_count(vmfb, entry, inputs, timeout_s=timeout_s, scheduling=scheduling)
     out_paths = [workdir / f"output_{i}.npy" for i in range(count)]
     for p in workdir.glob("output_*.npy"):
         p.unlink()
@@ -341,7 +363,7 @@ def run_model(
     args += [f"--input=@{p}" for p in inputs]
     args += [f"--output=@{p}" for p in out_paths]  # iree-run-module wants exactly one per result
     try:
-        proc = _run(args, timeout_s, writes_to=workdir)
+        proc = _run(args, timeout_s, writes_to=workdir, scheduling=scheduling)
     except subprocess.TimeoutExpired:
         return RunResult("timeout", [], f"iree-run-module timed out after {timeout_s:.0f} s")
     if proc.returncode != 0:
@@ -366,6 +388,7 @@ def _benchmark(
     timeout_s: float,
     extra: list[str],
     writes_to: pathlib.Path | None = None,
+    scheduling: str = DEFAULT_POLICY,
 ) -> subprocess.CompletedProcess:
     args = [
         tool("iree-benchmark-module"),
@@ -376,7 +399,7 @@ def _benchmark(
         *extra,
         *[f"--input=@{p}" for p in inputs],
     ]
-    proc = _run(args, timeout_s, writes_to=writes_to)
+    proc = _run(args, timeout_s, writes_to=writes_to, scheduling=scheduling)
     if proc.returncode != 0:
         raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
     return proc
@@ -402,6 +425,7 @@ def profile_dispatches(
     *,
     iterations: int = 20,
     timeout_s: float = 60.0,
+    scheduling: str = DEFAULT_POLICY,
 ) -> dict[str, DispatchTiming]:
     """Per-dispatch time inside the whole model (host-execution profiling, no Tracy)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -415,6 +439,7 @@ def profile_dispatches(
         timeout_s,
         ["--device_profiling_mode=host-execution,executable-metadata", f"--device_profiling_output={prof}"],
         writes_to=workdir,
+        scheduling=scheduling,
     )
     out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s, writes_to=workdir)
     if out.returncode != 0:
@@ -434,18 +459,31 @@ def profile_dispatches(
 ROUND_MS = 300.0
 
 
-def round_iterations(vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, minimum: int = 20) -> int:
+def round_iterations(
+    vmfb: pathlib.Path,
+    entry: str,
+    inputs: list[pathlib.Path],
+    *,
+    minimum: int = 20,
+    scheduling: str = DEFAULT_POLICY,
+) -> int:
     """Calls per benchmark round so that a round lasts about `ROUND_MS`, after a warm-up call
     (page faults, thread start-up) whose time is the estimate."""
-    warm_ms = benchmark_model(vmfb, entry, inputs, iterations=3)
+    warm_ms = benchmark_model(vmfb, entry, inputs, iterations=3, scheduling=scheduling)
     return max(minimum, math.ceil(ROUND_MS / max(warm_ms, 1e-3)))
 
 
 def benchmark_model(
-    vmfb: pathlib.Path, entry: str, inputs: list[pathlib.Path], *, iterations: int = 20, timeout_s: float = 120.0
+    vmfb: pathlib.Path,
+    entry: str,
+    inputs: list[pathlib.Path],
+    *,
+    iterations: int = 20,
+    timeout_s: float = 120.0,
+    scheduling: str = DEFAULT_POLICY,
 ) -> float:
     """Mean wall time of one call, in ms, over `iterations` calls (one benchmark round)."""
-    proc = _benchmark(vmfb, entry, inputs, iterations, timeout_s, ["--benchmark_format=json"])
+    proc = _benchmark(vmfb, entry, inputs, iterations, timeout_s, ["--benchmark_format=json"], scheduling=scheduling)
     data = json.loads(proc.stdout)
     for bench in data["benchmarks"]:
         if bench.get("run_type", "iteration") == "iteration":

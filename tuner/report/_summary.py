@@ -56,6 +56,7 @@ class JobSummary:
     # "search", or "from_history": no search, only IREE's default and the history's configs per target
     search_mode: str = "search"
     trial_build: str = "executable"  # how trials were built (SearchSpec.trial_build, after any fallback)
+    scheduling: str = "batch"  # the policy every run was measured under (TargetSpec.scheduling)
     pipeline_search: dict | None = None  # the model-level pipelines measured (None: no pipeline search)
     schema_version: int = SCHEMA_VERSION
 

@@ -50,6 +50,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         f"$(cat compile_flags.txt) --iree-codegen-tuning-spec-path=tuning_spec.mlir --mlir-disable-threading"
         " -o model.vmfb` (`--mlir-disable-threading` avoids an occasional deadlock of IREE 3.13 with tuning specs;"
         " the module is the same without it)",
+        *_run_advice(summary.get("scheduling", "normal")),
         "",
         "## Dispatches (best first)",
         "",
@@ -225,3 +226,16 @@ def _in_model(row: dict) -> float | None:
     """Default over tuned dispatch time as re-measured in the full model at export."""
     pair = row.get("in_model_ns")
     return pair[0] / pair[1] if pair and pair[1] else None
+
+
+def _run_advice(scheduling: str) -> list[str]:
+    """How the timings were taken, and how to run the module to get them too."""
+    if scheduling != "batch":
+        return ["- timed under the tuner's own scheduling policy (`target.scheduling: normal`)"]
+    return [
+        "- run: `chrt --batch 0 YOUR_APP` (or `os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))` before"
+        " the runtime starts its workers). Every time here was measured so: IREE's host thread, woken at the end"
+        " of a call, otherwise often preempts the worker it waits for and spins until that worker runs again,"
+        " which makes calls slower at random when there are as many workers as cores"
+        " (`target.scheduling: normal` measures without it)."
+    ]

@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import statistics
 
-from .. import iree
 from ..evaluation import Cache, ModelContext, cache_key
 from ..spaces import FlagCandidate
 
@@ -69,11 +68,11 @@ def choose_flags(
             continue
         built[cand.name] = res.vmfb
     # Rounds long enough that one scheduling hiccup does not dominate a round.
-    iterations = {name: iree.round_iterations(vmfb, model.entry, model.inputs) for name, vmfb in built.items()}
+    iterations = {name: model.round_iterations(vmfb) for name, vmfb in built.items()}
     times: dict[str, list[float]] = {name: [] for name in built}
     for _ in range(rounds):
         for name, vmfb in built.items():
-            times[name].append(iree.benchmark_model(vmfb, model.entry, model.inputs, iterations=iterations[name]))
+            times[name].append(model.benchmark(vmfb, iterations[name]))
     base = statistics.median(times["default"]) if "default" in times else None
     for name, ts in times.items():
         med = statistics.median(ts)

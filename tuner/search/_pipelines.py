@@ -101,7 +101,7 @@ class PipelineEvaluator:
             built = self.model.compile(self.work / "default", name="default")
             if not built.ok:
                 raise iree.ToolError(f"the model does not compile with IREE's defaults: {built.error}")
-            iterations = iree.round_iterations(built.vmfb, self.model.entry, self.model.inputs)
+            iterations = self.model.round_iterations(built.vmfb)
             self._default = (built.vmfb, iterations)
             self._default_compile_s = built.seconds
         return self._default
@@ -155,15 +155,7 @@ class PipelineEvaluator:
             for round_ in range(self.rounds):
                 order = [("default", default_vmfb), ("candidate", built.vmfb)]
                 for which, vmfb in order if round_ % 2 == 0 else order[::-1]:
-                    times[which].append(
-                        iree.benchmark_model(
-                            vmfb,
-                            self.model.entry,
-                            self.model.inputs,
-                            iterations=iterations,
-                            timeout_s=self.model.run_timeout_s,
-                        )
-                    )
+                    times[which].append(self.model.benchmark(vmfb, iterations))
                 ratio = statistics.median(times["candidate"]) / statistics.median(times["default"])
                 if round_ >= 1 and ratio > self.give_up_ratio:
                     break
