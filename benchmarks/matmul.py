@@ -30,6 +30,11 @@ def main() -> int:
     parser.add_argument("--output", help="reports folder (default: the job's)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument(
+        "--scheduling",
+        choices=("batch", "normal"),
+        help="Linux scheduling policy of the whole process, every runner alike (default: the job's)",
+    )
     args = parser.parse_args()
     if args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -64,6 +69,8 @@ def main() -> int:
     if not spec.exists():
         print(f"matmul: {spec} not found: run `tune --config {args.config}` first", file=sys.stderr)
         return 2
+    scheduling = args.scheduling or job.target.scheduling
+    iree.use_scheduling(scheduling)  # numpy's BLAS threads too, and every thread started later
     _pin_iree_workers(args.threads)
     work = report / "work" / "matmul_bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -140,14 +147,25 @@ def main() -> int:
     shape = f"{a.shape[0]}x{a.shape[1]}x{b.shape[1]}"
     text = (
         f"# {job.name}: GEMM {shape} f32, exported IREE build vs numpy\n\n"
-        f"{args.threads} threads each (IREE workers pinned, OpenBLAS/OMP threads set); {args.rounds} "
+        f"{args.threads} threads each (IREE workers pinned, OpenBLAS/OMP threads set), every runner under "
+        f"scheduling policy {scheduling}; {args.rounds} "
         f"interleaved rounds of {iterations} calls; outputs checked against numpy. Exported flags: "
         f"`{' '.join(tuned_flags[len(default_flags) :]) or '(none)'}`.\n\n{table}\n"
         + "".join(f"\n- {n}" for n in notes)
     )
     (report / "matmul_vs_numpy.md").write_text(text + "\n")
     (report / "matmul_vs_numpy.json").write_text(
-        json.dumps({"job": job.name, "shape": shape, "threads": args.threads, "rows": rows, "notes": notes}, indent=2)
+        json.dumps(
+            {
+                "job": job.name,
+                "shape": shape,
+                "threads": args.threads,
+                "scheduling": scheduling,
+                "rows": rows,
+                "notes": notes,
+            },
+            indent=2,
+        )
     )
     print(text)
     return 1 if notes and any("differ" in n for n in notes) else 0

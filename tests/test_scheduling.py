@@ -6,6 +6,11 @@ threads (which inherit it): the fake tools record the policy they were started u
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from tuner import iree
@@ -54,22 +59,29 @@ def test_the_policy_is_part_of_every_cache_key(tmp_path):
     assert batch.model.build_key() != normal.model.build_key()
 
 
-def test_use_scheduling_puts_this_thread_under_batch_and_rejects_unknown_policies():
-    import threading
-
-    seen = {}
-
-    def run():
+def test_use_scheduling_puts_every_thread_of_the_process_under_batch():
+    """Threads that exist already (a BLAS pool started by numpy's import, one of ours) and
+    threads started afterwards: all of them, as in-process benchmarks need."""
+    script = textwrap.dedent(
+        """
+        import os, pathlib, threading
+        import numpy
+        from tuner import iree
+        stop = threading.Event()
+        before = threading.Thread(target=stop.wait)
+        before.start()
         iree.use_scheduling("batch")
-        seen["after"] = iree.current_scheduling()
-        inner = threading.Thread(target=lambda: seen.update(child=iree.current_scheduling()))
-        inner.start()
-        inner.join()
-
-    thread = threading.Thread(target=run)  # its own thread: the test process keeps its policy
-    thread.start()
-    thread.join()
-    assert seen == {"after": "batch", "child": "batch"}
-    assert iree.current_scheduling() == "normal"
+        after = threading.Thread(target=stop.wait)
+        after.start()
+        print(sorted({os.sched_getscheduler(int(t.name)) for t in pathlib.Path("/proc/self/task").iterdir()}))
+        print(len(list(pathlib.Path("/proc/self/task").iterdir())))
+        stop.set()
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    policies, threads = proc.stdout.split("\n")[:2]
+    assert policies == f"[{os.SCHED_BATCH}]" and int(threads) >= 3
+    assert iree.current_scheduling() == "normal"  # this process was left alone
     with pytest.raises(ValueError, match="scheduling policy 'fifo'"):
         iree.use_scheduling("fifo")
