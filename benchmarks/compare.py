@@ -94,6 +94,19 @@ def _iree_worker_threads(settle_s: float = 1.0) -> int | None:
     return seen
 
 
+def _iree_worker_policies() -> list[str]:
+    """The scheduling policies IREE's worker threads run under (sorted names, empty off Linux):
+    the workers must have inherited the job's policy, or the timing is not the tuner's."""
+    found = set()
+    for task in pathlib.Path("/proc/self/task").glob("*"):
+        try:
+            if (task / "comm").read_text().startswith("iree-worker"):
+                found.add(iree.current_scheduling(int(task.name)))
+        except (OSError, ValueError):  # the thread ended meanwhile
+            pass
+    return sorted(found)
+
+
 class BuildFailed(Exception):
     """One of the two IREE builds of a benchmark failed; the message says which and why."""
 
@@ -308,6 +321,7 @@ def main() -> int:
         "inputs": list(job.model.inputs),
         "threads": args.threads,
         "scheduling": scheduling,
+        "iree_worker_scheduling": _iree_worker_policies(),
         "iree_worker_threads": iree_workers,
         "rounds": args.rounds,
         "iterations": args.iterations,

@@ -9,7 +9,8 @@ with `iree-run-module` and compares every output of the function elementwise: pr
 "outputs agree" only when all of them do, else "MISMATCH" with the worst error and exits 1
 without timing anything. Then times A B A B ... in one run and prints the ratios. Every run
 of both builds uses the same number of IREE task-system workers (`--threads`, default 2,
-passed as `--task_topology_max_group_count`).
+passed as `--task_topology_max_group_count`), under the scheduling policy the report was
+measured under (summary.json's `scheduling`; `--scheduling` overrides it).
 """
 
 from __future__ import annotations
@@ -59,11 +60,18 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=THREADS, help="IREE task-system workers for both builds (default %(default)s)"
     )
+    parser.add_argument(
+        "--scheduling",
+        choices=iree.SCHEDULING_POLICIES,
+        help="Linux scheduling policy of every run (default: the report's; normal for reports that predate it)",
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.iterations < 1 or args.threads < 1:
         parser.error("--rounds, --iterations and --threads must be at least 1")
     summaries = [json.loads((report / "summary.json").read_text()) for report in args.reports]
     summary = summaries[0]
+    scheduling = args.scheduling or summary.get("scheduling", "normal")
+    iree.use_scheduling(scheduling)  # this process and every tool it starts from now on
     model = summary["model_mlir"]
     inputs = [f"--input=@{p}" for p in summary["input_files"]]
     entry = summary["entry"]
@@ -138,7 +146,8 @@ def main() -> int:
         return 1
     d_med = statistics.median(times["default"])
     print(
-        f"{summary['job']}: default {d_med:.2f} ms over {args.rounds} interleaved rounds, {args.threads} IREE worker(s) each"
+        f"{summary['job']}: default {d_med:.2f} ms over {args.rounds} interleaved rounds, {args.threads} IREE worker(s) "
+        f"each, scheduling policy {scheduling}"
     )
     for name in builds:
         if name == "default":

@@ -101,6 +101,8 @@ def test_compare_pins_every_runner_iree_included(compared):
     assert data["threads"] == 1
     # Counted in compare.py's own process after both IREE builds ran: unpinned, it is 2 here.
     assert data["iree_worker_threads"] == 1, data["notes"]
+    # The job's default policy, inherited by the workers IREE started after compare.py set it.
+    assert data["scheduling"] == "batch" and data["iree_worker_scheduling"] == ["batch"]
     assert [r["runner"] for r in data["rows"]] == ["IREE default", "IREE tuned", "onnxruntime", "PyTorch eager"]
     assert data["reference"] == "PyTorch eager"
     for row in data["rows"]:
@@ -131,6 +133,7 @@ def test_confirm_agrees_on_a_tuned_report(tuned):
     proc = bench("confirm.py", report, "--rounds", "1", "--iterations", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "outputs agree: 1 output(s)" in proc.stdout
+    assert "scheduling policy batch" in proc.stdout  # the report's, from summary.json
     assert "MISMATCH" not in proc.stdout
     assert re.search(r"speed-up \(median\) \d+\.\d\dx", proc.stdout)
 

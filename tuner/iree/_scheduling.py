@@ -58,9 +58,10 @@ def apply_to_this_process(policy: str) -> None:
             pass
 
 
-def current_policy() -> str:
-    """This thread's policy by the names above ("other" when it is neither)."""
+def current_policy(thread: int = 0) -> str:
+    """The policy of `thread` (a Linux thread id; 0: the calling one) by the names above
+    ("other" when it is neither)."""
     if not hasattr(os, "sched_getscheduler"):
         return "normal"
-    found = os.sched_getscheduler(0)
+    found = os.sched_getscheduler(thread)
     return {os.SCHED_BATCH: "batch", os.SCHED_OTHER: "normal"}.get(found, "other")
