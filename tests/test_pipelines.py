@@ -45,6 +45,9 @@ def test_space_is_what_the_installed_iree_has(caplog):
             values = {o: v[-1] for o, v in spec.options}
             assert iree.pass_pipeline_error(space.text(Pipeline((PassStep(spec.name, tuple(values.items())),)))) is None
             continue
+        if spec.sequence:  # a named run of registered passes
+            assert set(spec.sequence) <= set(registered) and not spec.options
+            continue
         assert spec.name in registered
         assert {o for o, _ in spec.options} <= registered[spec.name]
     # Today's fixed flag sets are all points of the space, so they are the search's baselines.
@@ -310,3 +313,48 @@ def test_depthwise_script_handles_odd_channels_strides_and_dilations(tmp_path, m
     assert (
         _depthwise_pipeline(evaluator, evaluator.space.flags(pipeline), tmp_path / "a") == "ConvTileAndDecomposeExpert"
     )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        (DATA / "attention.mlir", ("2x4x32x16xf32", "2x4x48x16xf32", "2x4x48x8xf32")),
+        (DATA / "attention_causal.mlir", ("2x4x32x16xf32", "2x4x32x16xf32", "2x4x32x8xf32")),
+    ],
+    ids=["sdpa", "causal"],
+)
+def test_decompose_attention_step_builds_data_tiled_batch_matmuls(model, tmp_path):
+    """The sequence step `decompose-attention` is one slot of the space, exported as its two
+    passes; the fixed flag set reads back as that step; the build has no attention op left,
+    its two matmuls are data-tiled `batch_mmt4d` ops a spec can tune, and the numerics (with
+    and without a causal mask) are the default build's."""
+    from tuner.dispatches import analyze_model
+
+    families = {"attention", "matmul"}
+    evaluator = _evaluator(model, tmp_path, families)
+    space = evaluator.space
+    (fixed,) = [c for c in flag_candidates(families)[0] if c.name == "decompose-attention+data-tiling+ukernels"]
+    pipeline = space.from_flags(fixed.flags)
+    assert pipeline == Pipeline((PassStep("decompose-attention"),), (("data-tiling", "on+ukernels"),))
+    assert space.flags(pipeline) == list(fixed.flags)
+    assert "convert-attention-to-online-attention,iree-linalg-ext-decompose-attention" in fixed.flags[-1]
+    assert not space.problems(pipeline)
+    result = evaluator.evaluate(pipeline)
+    assert result.status == "ok", result.error
+    ctx = evaluator.model
+    analysis = analyze_model(
+        ModelContext(ctx.source, "main", ctx.inputs, FLAGS + space.flags(pipeline), tmp_path / "a")
+    )
+    roots = [d.root for d in analysis.dispatches.values() if d.root]
+    assert not [r for r in roots if r.family == "attention"]
+    assert len([r for r in roots if r.op_name == "linalg.batch_mmt4d" and r.family == "mmt4d"]) == 2
+
+
+def test_sequence_step_needs_two_passes_and_no_options(tmp_path):
+    from tuner.errors import SpaceError
+
+    (tmp_path / "pipelines.yaml").write_text(
+        "passes:\n  - name: lone\n    sequence: [iree-linalg-ext-decompose-attention]\nglobal_flags: []\n"
+    )
+    with pytest.raises(SpaceError, match="two or more passes"):
+        load_pipeline_space(tmp_path)

@@ -40,6 +40,9 @@ class PassSpec:
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # option -> legal values
     note: str = ""
     template: str = ""  # a script step's transform-dialect text, with {{option}} placeholders
+    # A named step that stands for several registered passes run in this order (one concept
+    # whose passes do nothing or harm apart); it takes one slot and is exported as its passes.
+    sequence: tuple[str, ...] = ()
 
     def script_path(self, options: tuple[tuple[str, str], ...]) -> pathlib.Path:
         """The rendered script for these option values, written once to a content-addressed
@@ -79,7 +82,7 @@ class PipelineSpace:
         """Changes with the space: a study's parameters are fixed by the space it began with."""
         canonical = json.dumps(
             {
-                "passes": [[p.name, sorted(p.when_any), p.options, p.template] for p in self.passes],
+                "passes": [[p.name, sorted(p.when_any), p.options, p.template, p.sequence] for p in self.passes],
                 "groups": [[g.name, sorted(g.when_any), g.choices] for g in self.groups],
                 "max_length": self.max_length,
             }
@@ -114,15 +117,35 @@ class PipelineSpace:
 
     def text(self, pipeline: Pipeline) -> str | None:
         """The textual pass pipeline, script steps as the transform interpreter on their
-        rendered file (None when there is no step)."""
+        rendered file, sequence steps as their passes (None when there is no step)."""
         steps = []
         for step in pipeline.passes:
             spec = self.pass_spec(step.name)
             if spec is not None and spec.template:
                 steps.append(PassStep(INTERPRETER, ((SCRIPT_OPTION, str(spec.script_path(step.options))),)))
+            elif spec is not None and spec.sequence:
+                steps.extend(PassStep(name) for name in spec.sequence)
             else:
                 steps.append(step)
         return Pipeline(tuple(steps)).text()
+
+    def folded(self, passes: tuple[PassStep, ...]) -> tuple[PassStep, ...]:
+        """`passes` with every run of a sequence step's passes (without options) written as
+        that step: the inverse of `text` for flags read back (fixed sets, exported flags)."""
+        sequences = [p for p in self.passes if p.sequence]
+        out: list[PassStep] = []
+        i = 0
+        while i < len(passes):
+            for spec in sequences:
+                run = passes[i : i + len(spec.sequence)]
+                if tuple(s.name for s in run) == spec.sequence and not any(s.options for s in run):
+                    out.append(PassStep(spec.name))
+                    i += len(spec.sequence)
+                    break
+            else:
+                out.append(passes[i])
+                i += 1
+        return tuple(out)
 
     def problems(self, pipeline: Pipeline) -> list[str]:
         """Why `pipeline` is not a point of this space (empty: it is)."""
@@ -168,6 +191,7 @@ class PipelineSpace:
             passes, rest = passes_of_flags(flags)
         except PipelineError:
             return None
+        passes = self.folded(passes)
         choices = []
         remaining = list(rest)
         # Longest choices first: data-tiling+ukernels before data-tiling alone.
@@ -208,6 +232,16 @@ def _installed(data: dict, path: pathlib.Path) -> tuple[list[PassSpec], list[str
     passes, warnings = [], []
     for item in data.get("passes", []):
         name = item["name"]
+        if "sequence" in item:
+            sequence = tuple(str(n) for n in item["sequence"])
+            if item.get("options") or len(sequence) < 2:
+                raise SpaceError(f"{path}: {name}: a sequence step names two or more passes and has no options")
+            missing = [n for n in sequence if n not in registered]
+            if missing:
+                warnings.append(f"{path.name}: {name}: {', '.join(missing)} not in the installed IREE: left out")
+                continue
+            passes.append(PassSpec(name, frozenset(item.get("when_any", [])), (), item.get("note", ""), "", sequence))
+            continue
         if name not in registered:
             warnings.append(f"{path.name}: {name} is not in the installed IREE: left out")
             continue
@@ -282,7 +316,7 @@ def user_pipelines(texts: tuple[str, ...] | list[str]) -> list[Pipeline]:
     out = []
     for i, text in enumerate(texts):
         try:
-            pipeline = Pipeline(parse_passes(text))
+            pipeline = Pipeline(space.folded(parse_passes(text)))
         except PipelineError as exc:
             raise ConfigError(f"search.pipelines[{i}]: {exc}") from None
         error = pipeline_error(space, pipeline, strict=False)
