@@ -270,10 +270,15 @@ def test_matmul_script_reports_gflops_beside_numpy(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "reports" / "tmm" / "matmul_vs_numpy.json").read_text())
     assert data["shape"] == "32x64x48"
-    assert [r["runner"] for r in data["rows"]] == ["IREE default", "IREE exported", "numpy (OpenBLAS)"]
-    for row in data["rows"]:
+    assert [r["runner"] for r in data["rows"]] == [
+        "IREE default",
+        "IREE exported",
+        "IREE exported, inputs on device",
+        "numpy (OpenBLAS)",
+    ]
+    for row in data["rows"]:  # the device copies made once give numpy's result on every call
         assert row["gflops"] > 0 and row["max_rel_error"] < 1e-3, row
-    assert data["rows"][2]["vs_numpy"] == 1.0
+    assert data["rows"][-1]["vs_numpy"] == 1.0
 
 
 def test_matmul_script_refuses_a_model_that_is_not_one_gemm(tuned):
