@@ -236,3 +236,53 @@ def test_one_dominant_op_does_not_push_the_rest_below_the_cut():
     targets, rows = find_targets(dispatches, timings, time_share=0.5, max_targets=8)
     assert [t.dispatches[0] for t in targets] == ["attention"]
     assert sum(r.reason == "below the time-share cut" for r in rows) == 3
+
+
+def _confirmed(default_ms: float, tuned_ms: float):
+    from tuner.export import Confirmation
+
+    return Confirmation([default_ms] * 3, [tuned_ms] * 3, 3, ["t"], {}, {}, "spec", 0.0)
+
+
+def test_builds_confirmed_in_separate_runs_are_ranked_by_their_head_to_head_race():
+    """Two tuned builds, each confirmed against the default in a run of its own: the one that
+    caught the machine in a slow spell shows the lower speed-up. Raced side by side it is the
+    faster one, and the race decides; without a race the speed-ups do."""
+    from tuner.export import Contender, decide_export
+
+    def contenders(race: bool):
+        unlucky = Contender("a", ["--a"], _confirmed(125.0, 21.5), True, [16.3, 16.4, 16.2] if race else [])
+        lucky = Contender("b", ["--b"], _confirmed(125.0, 16.4), True, [16.8, 16.7, 16.9] if race else [])
+        return [unlucky, lucky]
+
+    raced = decide_export(contenders(True), lambda: _confirmed(1.0, 1.0))
+    assert raced.shipped.name == "a"
+    assert raced.note == "tuned under a (16.30 ms head to head) rather than b 16.80 ms head to head"
+    assert raced.to_json()["contenders"][0]["head_to_head_ms"] == [16.3, 16.4, 16.2]
+    apart = decide_export(contenders(False), lambda: _confirmed(1.0, 1.0))
+    assert apart.shipped.name == "b" and "7.62x" in apart.note
+
+
+def test_head_to_head_times_every_build_in_the_same_rounds_and_caches_the_race(tmp_path):
+    from tuner.evaluation import Cache, ModelContext
+    from tuner.export import head_to_head
+    from tuner.spec import render_spec
+
+    inputs = iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0)
+    flags = iree.target_flags("host")
+    plain = ModelContext(DATA / "matmul.mlir", "main", inputs, flags, tmp_path / "work")
+    tiled = ModelContext(
+        DATA / "matmul.mlir", "main", inputs, [*flags, "--iree-global-opt-data-tiling"], tmp_path / "work"
+    )
+    cache = Cache(f"sqlite:///{tmp_path / 'c.db'}")
+    builds = [(plain, ""), (tiled, render_spec([]))]
+    ms = head_to_head(builds, cache, tmp_path / "race", rounds=2)
+    assert ms is not None and len(ms) == 2
+    assert all(len(times) == 2 and all(t > 0 for t in times) for times in ms)
+    assert sorted(p.name for p in (tmp_path / "race").glob("*.vmfb")) == ["contender_0.vmfb", "contender_1.vmfb"]
+    compiles = iree.compiles_so_far()
+    assert head_to_head(builds, cache, tmp_path / "race", rounds=2) == ms  # a nightly re-run: no build, no run
+    assert iree.compiles_so_far() == compiles
+    # A build that no longer compiles leaves nothing to race.
+    broken = ModelContext(DATA / "matmul.mlir", "main", inputs, [*flags, "--iree-no-such-flag"], tmp_path / "work")
+    assert head_to_head([(plain, ""), (broken, "")], cache, tmp_path / "race2", rounds=2) is None

@@ -18,7 +18,7 @@ from . import iree
 from .config import JobConfig
 from .dispatches import Analysis, analyze_model, find_targets
 from .evaluation import Cache, Evaluator, ModelContext, busy_warning, schema_lock
-from .export import Contender, carry_winners, confirm, decide_export, select_winners, write_exports
+from .export import Contender, carry_winners, confirm, decide_export, head_to_head, select_winners, write_exports
 from .families import SCRIPTED
 from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
@@ -274,6 +274,7 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
     """Stage export, part 1: every tuned build and the fastest flags alone, confirmed end to end."""
     rounds = ctx.job.budget.confirm_rounds
     contenders = []
+    models = []  # each contender's build, for the head-to-head race
     all_winners = []
     for run, evaluator in runs:
         # Another worker (shared storage) may still be finishing trials of these studies; then
@@ -292,6 +293,7 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
             on_wrong=evaluator.mark_failed,
         )
         contenders.append(Contender(run.name, run.flags, run.confirmation, True))
+        models.append(evaluator.model)
     if level.fastest not in {run.name for run, _ in runs} and level.builds.get(level.fastest):
         # The tuning builds' flags were chosen for what tuning can do under them: weigh them
         # (with their specs) against the fastest flags alone in the same way. Winners whose op
@@ -307,6 +309,18 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
             rounds=rounds,
         )
         contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, bool(alone.kept)))
+        models.append(ctx.under(level.builds[level.fastest]))
+    if len(contenders) > 1:
+        ctx.busy_check("before the head-to-head race")
+        races = head_to_head(
+            [(m, c.confirmation.spec_text if c.confirmation.kept else "") for m, c in zip(models, contenders)],
+            ctx.cache,
+            ctx.base.workdir / "head_to_head",
+            rounds=rounds,
+        )
+        for contender, times in zip(contenders, races or []):
+            contender.race_ms = times
+            log.info("head to head: %s %.2f ms", contender.name, contender.race_median)
     return contenders
 
 

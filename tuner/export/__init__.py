@@ -1,6 +1,6 @@
 """Export stage: winners merged into one spec + flags, confirmed end to end; the build that ships."""
 
-from ._confirm import Confirmation, confirm, write_exports
+from ._confirm import Confirmation, confirm, head_to_head, write_exports
 from ._decide import Contender, ExportDecision, carry_winners, decide_export, select_winners
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "carry_winners",
     "confirm",
     "decide_export",
+    "head_to_head",
     "select_winners",
     "write_exports",
 ]

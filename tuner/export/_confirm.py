@@ -251,6 +251,41 @@ def confirm(
     return result
 
 
+def head_to_head(
+    builds: list[tuple[ModelContext, str]], cache: Cache, work: pathlib.Path, *, rounds: int
+) -> list[list[float]] | None:
+    """Every (model, spec text) built and timed in the same interleaved rounds, with the same
+    calls per round: ms per call, one list per build in the order given (None when one does
+    not build; then there is nothing to race).
+
+    Each build's speed-up was measured against the default in a run of its own, one after
+    another. On a machine whose speed drifts between runs (a shared host, a CPU that throttles
+    under long vector loads) two such ratios do not compare; times taken side by side do. The
+    builds were confirmed with these very flags and specs, so their numerics are known."""
+    key = cache_key(kind="head_to_head", method=1, builds=[[m.build_key(), spec] for m, spec in builds], rounds=rounds)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit["ms"]
+    shutil.rmtree(work, ignore_errors=True)
+    vmfbs = []
+    for i, (model, spec_text) in enumerate(builds):
+        built = model.compile(work, spec_text=spec_text or None, name=f"contender_{i}")
+        if not built.ok:
+            log.warning("head to head: contender %d did not build again (%s): not raced", i, built.status)
+            return None
+        vmfbs.append(built.vmfb)
+    model = builds[0][0]  # entry, inputs and policy are the same for every build
+    iterations = model.round_iterations(vmfbs[0])
+    for vmfb in vmfbs:
+        model.benchmark(vmfb, 3)  # warm-up
+    ms: list[list[float]] = [[] for _ in vmfbs]
+    for _ in range(rounds):
+        for times, vmfb in zip(ms, vmfbs):
+            times.append(model.benchmark(vmfb, iterations))
+    cache.put(key, "head_to_head", "times", {"ms": ms})
+    return ms
+
+
 def write_exports(folder: pathlib.Path, confirmation: Confirmation, tuned_flags: list[str]) -> list[str]:
     """Write the spec and the flags (any transform script a pipeline names copied next to
     them); returns the flags as written."""

@@ -8,6 +8,7 @@ slower than the default end to end is exported.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Callable
 
 from ..dispatches import TuningTarget
@@ -68,10 +69,15 @@ class Contender:
     flags: list[str]
     confirmation: Confirmation
     tuned: bool  # carries dispatch configs (a tuning build) rather than flags alone
+    race_ms: list[float] = dataclasses.field(default_factory=list)  # head to head with the others
 
     @property
     def speedup(self) -> float:
         return self.confirmation.speedup
+
+    @property
+    def race_median(self) -> float | None:
+        return statistics.median(self.race_ms) if self.race_ms else None
 
 
 @dataclasses.dataclass
@@ -86,7 +92,14 @@ class ExportDecision:
             "shipped": self.shipped.name,
             "flags": self.shipped.flags,
             "contenders": [
-                {"name": c.name, "flags": c.flags, "tuned": c.tuned, "speedup": c.speedup, "kept": c.confirmation.kept}
+                {
+                    "name": c.name,
+                    "flags": c.flags,
+                    "tuned": c.tuned,
+                    "speedup": c.speedup,
+                    "kept": c.confirmation.kept,
+                    "head_to_head_ms": c.race_ms,
+                }
                 for c in self.contenders
             ],
             "withdrawn": self.withdrawn,
@@ -96,14 +109,27 @@ class ExportDecision:
 
 def decide_export(contenders: list[Contender], default: Callable[[], Confirmation]) -> ExportDecision:
     """The fastest contender end to end; IREE's default (from `default()`) if even that one is
-    slower than the default."""
-    best = max(contenders, key=lambda c: c.speedup)
+    slower than the default. Contenders raced head to head (`race_ms`, all of them) are ranked
+    by that race; otherwise by their speed-ups over the default, each from a run of its own."""
+    raced = len(contenders) > 1 and all(c.race_ms for c in contenders)
+    if raced:
+        best = min(contenders, key=lambda c: c.race_median)
+
+        def said(c: Contender) -> str:
+            return f"{c.race_median:.2f} ms head to head"
+    else:
+        best = max(contenders, key=lambda c: c.speedup)
+
+        def said(c: Contender) -> str:
+            return f"{c.speedup:.2f}x"
+
     note = ""
     if best.tuned is False and any(c.tuned for c in contenders):
-        note = f"{best.name} alone was faster end to end ({best.speedup:.2f}x)"
+        others = ", ".join(f"{c.name} {said(c)}" for c in contenders if c is not best)
+        note = f"{best.name} alone was faster end to end ({said(best)}, against {others})"
     elif len([c for c in contenders if c.tuned]) > 1:
-        others = ", ".join(f"{c.name} {c.speedup:.2f}x" for c in contenders if c is not best and c.tuned)
-        note = f"tuned under {best.name} ({best.speedup:.2f}x) rather than {others}"
+        others = ", ".join(f"{c.name} {said(c)}" for c in contenders if c is not best and c.tuned)
+        note = f"tuned under {best.name} ({said(best)}) rather than {others}"
     if best.speedup < 1.0 and (best.confirmation.kept or best.flags):
         # Per-dispatch gains that do not add up end to end (or noise) must not ship as a "tuning".
         withdrawn = {"name": best.name, "speedup": best.speedup, "kept": best.confirmation.kept, "flags": best.flags}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+import statistics
 from typing import Any
 
 from tabulate import tabulate
@@ -139,7 +140,8 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                 f"{c['name']}{' + tuned dispatches' if c['tuned'] else ' flags alone'} {c['speedup']:.2f}x"
                 for c in export["contenders"]
             )
-            + f"; shipped: **{export['shipped']}**.",
+            + f"; shipped: **{export['shipped']}**."
+            + _race_text(export["contenders"]),
         ]
     plan = summary.get("tuning_plan")
     if plan:
@@ -226,6 +228,18 @@ def _in_model(row: dict) -> float | None:
     """Default over tuned dispatch time as re-measured in the full model at export."""
     pair = row.get("in_model_ns")
     return pair[0] / pair[1] if pair and pair[1] else None
+
+
+def _race_text(contenders: list[dict]) -> str:
+    """The head-to-head race of the candidate builds (all in the same interleaved rounds),
+    which decides between them; empty when there was none."""
+    if not all(c.get("head_to_head_ms") for c in contenders):
+        return ""
+    times = ", ".join(f"{c['name']} {statistics.median(c['head_to_head_ms']):.2f} ms" for c in contenders)
+    return (
+        f" Head to head, in the same {len(contenders[0]['head_to_head_ms'])} interleaved rounds (medians): "
+        f"{times}; the speed-ups above come from separate runs, so the race decides."
+    )
 
 
 def _run_advice(scheduling: str) -> list[str]:
