@@ -19,6 +19,7 @@ FLAGS = iree.target_flags("host")
 MODELS = {
     "attention.mlir": ("2x4x32x16xf32", "2x4x48x16xf32", "2x4x48x8xf32"),
     "attention_causal.mlir": ("2x4x32x16xf32", "2x4x32x16xf32", "2x4x32x8xf32"),
+    "attention_masked.mlir": ("2x4x32x16xf32", "2x4x48x16xf32", "2x4x48x8xf32", "2x4x32x48xf32"),
 }
 
 

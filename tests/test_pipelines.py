@@ -320,14 +320,15 @@ def test_depthwise_script_handles_odd_channels_strides_and_dilations(tmp_path, m
     [
         (DATA / "attention.mlir", ("2x4x32x16xf32", "2x4x48x16xf32", "2x4x48x8xf32")),
         (DATA / "attention_causal.mlir", ("2x4x32x16xf32", "2x4x32x16xf32", "2x4x32x8xf32")),
+        (DATA / "attention_masked.mlir", ("2x4x32x16xf32", "2x4x48x16xf32", "2x4x48x8xf32", "2x4x32x48xf32")),
     ],
-    ids=["sdpa", "causal"],
+    ids=["sdpa", "causal", "masked"],
 )
 def test_decompose_attention_step_builds_data_tiled_batch_matmuls(model, tmp_path):
     """The sequence step `decompose-attention` is one slot of the space, exported as its two
     passes; the fixed flag set reads back as that step; the build has no attention op left,
-    its two matmuls are data-tiled `batch_mmt4d` ops a spec can tune, and the numerics (with
-    and without a causal mask) are the default build's."""
+    its two matmuls are data-tiled `batch_mmt4d` ops a spec can tune, and the numerics (no
+    mask, causal, an additive mask input) are the default build's."""
     from tuner.dispatches import analyze_model
 
     families = {"attention", "matmul"}
