@@ -4,7 +4,9 @@
 
 Run after `tune --config ...`. Measures end-to-end latency of one model call for: IREE with
 its defaults, IREE with the exported spec + flags (both with 2 task-system workers:
-`--task_topology_max_group_count`), onnxruntime (CPU, 2 threads), PyTorch eager (2 threads)
+`--task_topology_max_group_count`), the exported build again with its inputs copied to the
+device once (IREE's Python runtime otherwise copies numpy inputs on every call, where the
+other runners read them in place), onnxruntime (CPU, 2 threads), PyTorch eager (2 threads)
 and `torch.compile` (inductor, 2 threads) when it works on this CPU (`--threads` changes the
 count for all of them). The whole process, every runner's threads included, runs under the
 job's scheduling policy (`target.scheduling`, SCHED_BATCH by default; `--scheduling` overrides
@@ -277,6 +279,8 @@ def main() -> int:
     runners = [
         _iree_runner("IREE default", vmfbs["default"], imported.entry),
         _iree_runner("IREE tuned", vmfbs["tuned"], imported.entry),
+        # onnxruntime and PyTorch read numpy inputs in place; IREE's Python runtime copies them.
+        _iree_runner("IREE tuned, inputs on device", vmfbs["tuned"], imported.entry, resident=True),
     ]
     onnx_file = job.model.path if job.model.format == "onnx" else None
     if job.model.factory:
@@ -288,7 +292,7 @@ def main() -> int:
     else:
         notes.append("no PyTorch rows: the job names no torch factory")
     if onnx_file is not None:
-        runners.insert(2, _ort_runner(onnx_file, args.threads))
+        runners.insert(3, _ort_runner(onnx_file, args.threads))
 
     # The framework the model came from is the reference for every runner, IREE included.
     ref_runner = next((r for r in runners if r.name == "PyTorch eager"), None) or next(

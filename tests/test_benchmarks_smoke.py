@@ -103,7 +103,13 @@ def test_compare_pins_every_runner_iree_included(compared):
     assert data["iree_worker_threads"] == 1, data["notes"]
     # The job's default policy, inherited by the workers IREE started after compare.py set it.
     assert data["scheduling"] == "batch" and data["iree_worker_scheduling"] == ["batch"]
-    assert [r["runner"] for r in data["rows"]] == ["IREE default", "IREE tuned", "onnxruntime", "PyTorch eager"]
+    assert [r["runner"] for r in data["rows"]] == [
+        "IREE default",
+        "IREE tuned",
+        "IREE tuned, inputs on device",
+        "onnxruntime",
+        "PyTorch eager",
+    ]
     assert data["reference"] == "PyTorch eager"
     for row in data["rows"]:
         assert math.isfinite(row["max_rel_error"]) and row["max_rel_error"] < 1e-3, row
