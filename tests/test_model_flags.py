@@ -261,6 +261,10 @@ def test_builds_confirmed_in_separate_runs_are_ranked_by_their_head_to_head_race
     assert raced.to_json()["contenders"][0]["head_to_head_ms"] == [16.3, 16.4, 16.2]
     apart = decide_export(contenders(False), lambda: _confirmed(1.0, 1.0))
     assert apart.shipped.name == "b" and "7.62x" in apart.note
+    # Within the race's tie band (1%) the race cannot tell them apart: the speed-ups decide.
+    tie = contenders(True)
+    tie[1].race_ms = [16.35, 16.4, 16.3]
+    assert decide_export(tie, lambda: _confirmed(1.0, 1.0)).shipped.name == "b"
 
 
 def test_head_to_head_times_every_build_in_the_same_rounds_and_caches_the_race(tmp_path):

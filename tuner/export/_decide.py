@@ -17,6 +17,9 @@ from ._confirm import Confirmation
 
 # A best trial must beat the baseline by this much to be worth confirming.
 MIN_SEARCH_GAIN = 0.02
+# Contenders whose head-to-head medians lie within this share of the fastest tie: the race
+# cannot tell them apart, and their own confirmations decide.
+RACE_TIE = 0.01
 # What `ExportDecision.shipped` is called when nothing is exported (build names are flag-set names,
 # and the flag set without flags is called "default").
 NOTHING = "none"
@@ -110,10 +113,13 @@ class ExportDecision:
 def decide_export(contenders: list[Contender], default: Callable[[], Confirmation]) -> ExportDecision:
     """The fastest contender end to end; IREE's default (from `default()`) if even that one is
     slower than the default. Contenders raced head to head (`race_ms`, all of them) are ranked
-    by that race; otherwise by their speed-ups over the default, each from a run of its own."""
+    by that race, ties (`RACE_TIE`) by their speed-ups; unraced ones by their speed-ups over the
+    default, each from a run of its own."""
     raced = len(contenders) > 1 and all(c.race_ms for c in contenders)
     if raced:
-        best = min(contenders, key=lambda c: c.race_median)
+        fastest = min(c.race_median for c in contenders)
+        tied = [c for c in contenders if c.race_median <= fastest * (1 + RACE_TIE)]
+        best = max(tied, key=lambda c: c.speedup)
 
         def said(c: Contender) -> str:
             return f"{c.race_median:.2f} ms head to head"
