@@ -290,3 +290,20 @@ def test_head_to_head_times_every_build_in_the_same_rounds_and_caches_the_race(t
     # A build that no longer compiles leaves nothing to race.
     broken = ModelContext(DATA / "matmul.mlir", "main", inputs, [*flags, "--iree-no-such-flag"], tmp_path / "work")
     assert head_to_head([(plain, ""), (broken, "")], cache, tmp_path / "race2", rounds=2) is None
+
+
+def test_report_says_whether_the_race_or_a_tie_decided():
+    from tuner.report._write import _race_text
+
+    def rows(b_ms):
+        return [
+            {"name": "a", "head_to_head_ms": [16.3, 16.4, 16.2]},
+            {"name": "b", "head_to_head_ms": b_ms},
+        ]
+
+    assert _race_text(rows([16.8, 16.7, 16.9])).endswith("so the race decides.")
+    assert "a 16.30 ms, b 16.80 ms" in _race_text(rows([16.8, 16.7, 16.9]))
+    assert _race_text(rows([16.35, 16.4, 16.3])).endswith(
+        "a and b tie (within 1%), so their own speed-ups above decide."
+    )
+    assert _race_text([{"name": "a", "head_to_head_ms": []}, {"name": "b", "head_to_head_ms": []}]) == ""

@@ -1,9 +1,10 @@
 """Export stage: winners merged into one spec + flags, confirmed end to end; the build that ships."""
 
 from ._confirm import Confirmation, confirm, head_to_head, write_exports
-from ._decide import Contender, ExportDecision, carry_winners, decide_export, select_winners
+from ._decide import RACE_TIE, Contender, ExportDecision, carry_winners, decide_export, select_winners
 
 __all__ = [
+    "RACE_TIE",
     "Confirmation",
     "Contender",
     "ExportDecision",

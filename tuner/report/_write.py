@@ -8,6 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from ..export import RACE_TIE
 from ._plots import write_plots
 
 log = logging.getLogger("schedtune")
@@ -235,10 +236,18 @@ def _race_text(contenders: list[dict]) -> str:
     which decides between them; empty when there was none."""
     if not all(c.get("head_to_head_ms") for c in contenders):
         return ""
-    times = ", ".join(f"{c['name']} {statistics.median(c['head_to_head_ms']):.2f} ms" for c in contenders)
+    medians = {c["name"]: statistics.median(c["head_to_head_ms"]) for c in contenders}
+    times = ", ".join(f"{name} {ms:.2f} ms" for name, ms in medians.items())
+    fastest = min(medians.values())
+    tied = [name for name, ms in medians.items() if ms <= fastest * (1 + RACE_TIE)]
+    verdict = (
+        f"{' and '.join(tied)} tie (within {RACE_TIE:.0%}), so their own speed-ups above decide"
+        if len(tied) > 1
+        else "the speed-ups above come from separate runs, so the race decides"
+    )
     return (
         f" Head to head, in the same {len(contenders[0]['head_to_head_ms'])} interleaved rounds (medians): "
-        f"{times}; the speed-ups above come from separate runs, so the race decides."
+        f"{times}; {verdict}."
     )
 
 
