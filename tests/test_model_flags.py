@@ -293,17 +293,18 @@ def test_head_to_head_times_every_build_in_the_same_rounds_and_caches_the_race(t
 
 
 def test_report_says_whether_the_race_or_a_tie_decided():
+    from tuner.export import Contender, decide_export
     from tuner.report._write import _race_text
 
-    def rows(b_ms):
-        return [
-            {"name": "a", "head_to_head_ms": [16.3, 16.4, 16.2]},
-            {"name": "b", "head_to_head_ms": b_ms},
-        ]
+    def decided(b_ms):
+        a = Contender("a", ["--a"], _confirmed(125.0, 21.5), True, [16.3, 16.4, 16.2])
+        b = Contender("b", ["--b"], _confirmed(125.0, 16.4), True, b_ms)
+        return decide_export([a, b], lambda: _confirmed(1.0, 1.0)).to_json()
 
-    assert _race_text(rows([16.8, 16.7, 16.9])).endswith("so the race decides.")
-    assert "a 16.30 ms, b 16.80 ms" in _race_text(rows([16.8, 16.7, 16.9]))
-    assert _race_text(rows([16.35, 16.4, 16.3])).endswith(
-        "a and b tie (within 1%), so their own speed-ups above decide."
-    )
-    assert _race_text([{"name": "a", "head_to_head_ms": []}, {"name": "b", "head_to_head_ms": []}]) == ""
+    apart = decided([16.8, 16.7, 16.9])
+    assert apart["race_tie"] == []
+    assert _race_text(apart).endswith("so the race decides.") and "a 16.30 ms, b 16.80 ms" in _race_text(apart)
+    tie = decided([16.35, 16.4, 16.3])
+    assert tie["race_tie"] == ["a", "b"]
+    assert _race_text(tie).endswith("a and b tie (within 1%), so their own speed-ups above decide.")
+    assert _race_text({"contenders": [{"name": "a", "head_to_head_ms": []}]}) == ""

@@ -89,6 +89,7 @@ class ExportDecision:
     contenders: list[Contender]
     withdrawn: dict | None  # the best contender, when it was slower than the default
     note: str  # why a tuned build did not ship, if it did not
+    race_tie: list[str] = dataclasses.field(default_factory=list)  # contenders the race could not tell apart
 
     def to_json(self) -> dict:
         return {
@@ -107,6 +108,7 @@ class ExportDecision:
             ],
             "withdrawn": self.withdrawn,
             "note": self.note,
+            "race_tie": self.race_tie,
         }
 
 
@@ -116,6 +118,7 @@ def decide_export(contenders: list[Contender], default: Callable[[], Confirmatio
     by that race, ties (`RACE_TIE`) by their speed-ups; unraced ones by their speed-ups over the
     default, each from a run of its own."""
     raced = len(contenders) > 1 and all(c.race_ms for c in contenders)
+    tied: list[Contender] = []
     if raced:
         fastest = min(c.race_median for c in contenders)
         tied = [c for c in contenders if c.race_median <= fastest * (1 + RACE_TIE)]
@@ -141,4 +144,4 @@ def decide_export(contenders: list[Contender], default: Callable[[], Confirmatio
         withdrawn = {"name": best.name, "speedup": best.speedup, "kept": best.confirmation.kept, "flags": best.flags}
         shipped = Contender(NOTHING, [], default(), False)
         return ExportDecision(shipped, contenders, withdrawn, f"the tuned build was {best.speedup:.2f}x end to end")
-    return ExportDecision(best, contenders, None, note)
+    return ExportDecision(best, contenders, None, note, [c.name for c in tied] if len(tied) > 1 else [])

@@ -142,7 +142,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                 for c in export["contenders"]
             )
             + f"; shipped: **{export['shipped']}**."
-            + _race_text(export["contenders"]),
+            + _race_text(export),
         ]
     plan = summary.get("tuning_plan")
     if plan:
@@ -231,18 +231,17 @@ def _in_model(row: dict) -> float | None:
     return pair[0] / pair[1] if pair and pair[1] else None
 
 
-def _race_text(contenders: list[dict]) -> str:
+def _race_text(export: dict) -> str:
     """The head-to-head race of the candidate builds (all in the same interleaved rounds),
-    which decides between them; empty when there was none."""
+    which decides between them unless it tied; empty when there was none."""
+    contenders = export["contenders"]
     if not all(c.get("head_to_head_ms") for c in contenders):
         return ""
-    medians = {c["name"]: statistics.median(c["head_to_head_ms"]) for c in contenders}
-    times = ", ".join(f"{name} {ms:.2f} ms" for name, ms in medians.items())
-    fastest = min(medians.values())
-    tied = [name for name, ms in medians.items() if ms <= fastest * (1 + RACE_TIE)]
+    times = ", ".join(f"{c['name']} {statistics.median(c['head_to_head_ms']):.2f} ms" for c in contenders)
+    tied = export.get("race_tie") or []
     verdict = (
         f"{' and '.join(tied)} tie (within {RACE_TIE:.0%}), so their own speed-ups above decide"
-        if len(tied) > 1
+        if tied
         else "the speed-ups above come from separate runs, so the race decides"
     )
     return (
