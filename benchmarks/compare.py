@@ -68,23 +68,32 @@ def _pin_iree_workers(threads: int) -> None:
     rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
 
 
-def _iree_worker_threads(settle_s: float = 1.0) -> int | None:
-    """IREE task-system worker threads alive in this process (named iree-worker-N), or None off Linux.
-
-    A worker names itself once it runs: the count is taken again until it stops changing.
-    """
+def _iree_worker_ids() -> list[int] | None:
+    """Linux thread ids of IREE's task-system workers in this process (named iree-worker-N),
+    or None off Linux."""
     tasks = pathlib.Path("/proc/self/task")
     if not tasks.is_dir():
         return None
+    ids = []
+    for task in tasks.iterdir():
+        try:
+            if (task / "comm").read_text().startswith("iree-worker"):
+                ids.append(int(task.name))
+        except (OSError, ValueError):  # the thread ended meanwhile
+            pass
+    return ids
+
+
+def _iree_worker_threads(settle_s: float = 1.0) -> int | None:
+    """IREE task-system worker threads alive in this process, or None off Linux.
+
+    A worker names itself once it runs: the count is taken again until it stops changing.
+    """
+    if _iree_worker_ids() is None:
+        return None
 
     def count() -> int:
-        names = []
-        for task in tasks.iterdir():
-            try:
-                names.append((task / "comm").read_text().strip())
-            except OSError:  # the thread ended meanwhile
-                pass
-        return sum(n.startswith("iree-worker") for n in names)
+        return len(_iree_worker_ids() or [])
 
     seen, deadline = count(), time.monotonic() + settle_s
     while time.monotonic() < deadline:
@@ -100,11 +109,10 @@ def _iree_worker_policies() -> list[str]:
     """The scheduling policies IREE's worker threads run under (sorted names, empty off Linux):
     the workers must have inherited the job's policy, or the timing is not the tuner's."""
     found = set()
-    for task in pathlib.Path("/proc/self/task").glob("*"):
+    for tid in _iree_worker_ids() or []:
         try:
-            if (task / "comm").read_text().startswith("iree-worker"):
-                found.add(iree.current_scheduling(int(task.name)))
-        except (OSError, ValueError):  # the thread ended meanwhile
+            found.add(iree.current_scheduling(tid))
+        except OSError:  # the thread ended meanwhile
             pass
     return sorted(found)
 
