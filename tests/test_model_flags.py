@@ -308,3 +308,19 @@ def test_report_says_whether_the_race_or_a_tie_decided():
     assert tie["race_tie"] == ["a", "b"]
     assert _race_text(tie).endswith("a and b tie (within 1%), so their own speed-ups above decide.")
     assert _race_text({"contenders": [{"name": "a", "head_to_head_ms": []}]}) == ""
+
+
+def test_fixed_flag_sets_follow_the_models_op_families():
+    """A set is offered for one of `when_any`'s families, all of `when_all`'s and none of
+    `unless_any`'s: the layout rewrites go to the nets that have the ops they rewrite."""
+    from tuner.spaces import flag_candidates
+
+    def names(*families: str) -> set[str]:
+        return {c.name for c in flag_candidates(set(families))[0]}
+
+    assert "channels-last+pooling" not in names("conv2d")
+    assert {"channels-last+pooling", "im2col"} <= names("conv2d", "pooling")
+    assert "channels-last+depthwise+pooling" not in names("conv2d", "pooling")
+    both = names("conv2d", "depthwise", "pooling")
+    assert {"channels-last+depthwise", "channels-last+depthwise+pooling"} <= both
+    assert not {"channels-last+pooling", "im2col"} & both

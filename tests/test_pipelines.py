@@ -26,6 +26,7 @@ MATMUL = (DATA / "matmul.mlir", ("64x128xf32", "128x96xf32"))
 RGB_STEM = (DATA / "conv_rgb_stem.mlir", ("2x3x18x18xf32", "16x3x3x3xf32"))
 INVERTED_RESIDUAL = (DATA / "inverted_residual_nchw.mlir", ("1x8x16x16xf32", "16x8x1x1xf32", "8x16x1x1xf32"))
 ODD_STRIDED_DEPTHWISE = (DATA / "depthwise_odd_strided_nchw.mlir", ("1x5x13x13xf32", "7x5x1x1xf32"))
+POOLS = (DATA / "pools_nchw.mlir", ("2x5x17x17xf32", "7x5x1x1xf32", "3x7x1x1xf32"))
 
 
 def _evaluator(model, tmp_path, families, **kw) -> PipelineEvaluator:
@@ -51,7 +52,7 @@ def test_space_is_what_the_installed_iree_has(caplog):
         assert spec.name in registered
         assert {o for o, _ in spec.options} <= registered[spec.name]
     # Today's fixed flag sets are all points of the space, so they are the search's baselines.
-    families = {"matmul", "conv2d", "depthwise", "attention", "reduction"}
+    families = {"matmul", "conv2d", "depthwise", "pooling", "attention", "reduction"}
     fixed, _ = flag_candidates(families)
     for candidate in fixed:
         assert space.for_families(families).from_flags(candidate.flags) is not None, candidate.name
@@ -313,6 +314,39 @@ def test_depthwise_script_handles_odd_channels_strides_and_dilations(tmp_path, m
     assert (
         _depthwise_pipeline(evaluator, evaluator.space.flags(pipeline), tmp_path / "a") == "ConvTileAndDecomposeExpert"
     )
+
+
+def test_pooling_script_moves_nchw_pools_to_iree_pooling_pipeline(tmp_path, monkeypatch):
+    """channels-last alone leaves a padded 3x3 stride-2 max pool over 7 channels NCHW, on IREE's
+    generic path; with the script after it both pools (max, and the average pool's sum) are
+    NHWC ops on ConvTileAndDecomposeExpert (the script's loop interchange is what gets them
+    there), its transposes add no dispatch, and the numerics are the default build's, through
+    the fixed flag set that names it."""
+    from tuner.dispatches import analyze_model
+    from tuner.pipelines import compile_ready
+
+    monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
+    families = {"conv2d", "pooling"}
+    evaluator = _evaluator(POOLS, tmp_path, families)
+    space = evaluator.space
+    fixed = {c.name: c for c in flag_candidates(families)[0]}
+    ready = {c.name: c for c in compile_ready(space, list(fixed.values()))}
+    assert "script:pooling-channels-last" in fixed["channels-last+pooling"].flags[0]
+
+    def pools(name: str) -> tuple[list[str], list[str]]:
+        """The pools' pipelines, and the families of every dispatch."""
+        ctx = evaluator.model
+        flags = FLAGS + list(ready[name].flags)
+        analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, flags, tmp_path / name))
+        roots = [d.root for d in analysis.dispatches.values() if d.root]
+        return sorted(r.pipeline for r in roots if r.family == "pooling"), sorted(r.family for r in roots)
+
+    assert pools("channels-last")[0] == ["ConvTileAndDecomposeExpert", "DoubleTilingExpert"]
+    moved, families_after = pools("channels-last+pooling")
+    assert moved == ["ConvTileAndDecomposeExpert"] * 2
+    assert families_after == ["matmul", "matmul", "pooling", "pooling"]
+    result = evaluator.evaluate(space.from_flags(fixed["channels-last+pooling"].flags))
+    assert result.status == "ok", result.error
 
 
 @pytest.mark.parametrize(

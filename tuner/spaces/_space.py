@@ -520,6 +520,8 @@ def flag_candidates(families: set[str], folder: pathlib.Path = SPACES_DIR) -> tu
         unless = set(item.get("unless_any", []))
         if when and not when & families:
             continue
+        if set(item.get("when_all", [])) - families:
+            continue
         if unless & families:
             continue
         out.append(FlagCandidate(item["name"], tuple(item.get("flags", [])), item.get("note", "")))
