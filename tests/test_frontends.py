@@ -247,7 +247,14 @@ def test_compare_runs_every_framework(torch_job):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((report / "compare.json").read_text())
     rows = {r["runner"]: r for r in result["rows"]}
-    assert set(rows) == {"IREE default", "IREE tuned", "IREE tuned, inputs on device", "onnxruntime", "PyTorch eager"}
+    assert set(rows) == {
+        "IREE default",
+        "IREE tuned",
+        "IREE tuned, inputs imported",
+        "IREE tuned, inputs on device",
+        "onnxruntime",
+        "PyTorch eager",
+    }
     assert result["reference"] == "PyTorch eager"
     for row in rows.values():
         assert row["max_rel_error"] < 1e-4 and len(row["rounds_ms"]) == 2 and row["median_ms"] > 0
