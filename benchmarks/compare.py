@@ -329,6 +329,7 @@ def main() -> int:
         _iree_runner("IREE tuned, inputs imported", vmfbs["tuned"], imported.entry, inputs=IMPORTED),
         _iree_runner("IREE tuned, inputs on device", vmfbs["tuned"], imported.entry, inputs=ON_DEVICE),
     ]
+    iree_rows = len(runners)
     onnx_file = job.model.path if job.model.format == "onnx" else None
     if job.model.factory:
         torch_runners, exported = _torch_runners(
@@ -339,7 +340,7 @@ def main() -> int:
     else:
         notes.append("no PyTorch rows: the job names no torch factory")
     if onnx_file is not None:
-        runners.insert(3, _ort_runner(onnx_file, args.threads))
+        runners.insert(iree_rows, _ort_runner(onnx_file, args.threads))  # after IREE's rows
 
     # The framework the model came from is the reference for every runner, IREE included.
     ref_runner = next((r for r in runners if r.name == "PyTorch eager"), None) or next(

@@ -11,6 +11,15 @@ import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# benchmarks/compare.py's rows, in its order, for a torch model when torch.compile is left out.
+COMPARE_ROWS = (
+    "IREE default",
+    "IREE tuned",
+    "IREE tuned, inputs imported",
+    "IREE tuned, inputs on device",
+    "onnxruntime",
+    "PyTorch eager",
+)
 FAKES = DATA.parent / "fakes"
 
 

@@ -19,7 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from .conftest import DATA, REPO, run_tune
+from .conftest import COMPARE_ROWS, DATA, REPO, run_tune
 
 BENCH = REPO / "benchmarks"
 TARGET_FLAGS = [
@@ -103,14 +103,7 @@ def test_compare_pins_every_runner_iree_included(compared):
     assert data["iree_worker_threads"] == 1, data["notes"]
     # The job's default policy, inherited by the workers IREE started after compare.py set it.
     assert data["scheduling"] == "batch" and data["iree_worker_scheduling"] == ["batch"]
-    assert [r["runner"] for r in data["rows"]] == [
-        "IREE default",
-        "IREE tuned",
-        "IREE tuned, inputs imported",
-        "IREE tuned, inputs on device",
-        "onnxruntime",
-        "PyTorch eager",
-    ]
+    assert tuple(r["runner"] for r in data["rows"]) == COMPARE_ROWS
     assert data["reference"] == "PyTorch eager"
     for row in data["rows"]:
         assert math.isfinite(row["max_rel_error"]) and row["max_rel_error"] < 1e-3, row

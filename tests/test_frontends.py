@@ -14,7 +14,7 @@ from tuner import iree
 from tuner.config import ConfigError, ModelSpec, load_config
 from tuner.frontend import FrontendError, import_model
 
-from .conftest import DATA, REPO, check_exported_spec, run_tune
+from .conftest import COMPARE_ROWS, DATA, REPO, check_exported_spec, run_tune
 
 TINY = DATA / "tiny_models.py"
 
@@ -247,14 +247,7 @@ def test_compare_runs_every_framework(torch_job):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((report / "compare.json").read_text())
     rows = {r["runner"]: r for r in result["rows"]}
-    assert set(rows) == {
-        "IREE default",
-        "IREE tuned",
-        "IREE tuned, inputs imported",
-        "IREE tuned, inputs on device",
-        "onnxruntime",
-        "PyTorch eager",
-    }
+    assert set(rows) == set(COMPARE_ROWS)
     assert result["reference"] == "PyTorch eager"
     for row in rows.values():
         assert row["max_rel_error"] < 1e-4 and len(row["rounds_ms"]) == 2 and row["median_ms"] > 0
