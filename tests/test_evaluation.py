@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tuner import iree
 from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
 from tuner.spec import CompilationConfig
@@ -54,6 +56,29 @@ def test_batch1_conv_config_not_applied_is_detected(tmp_path):
     result = evaluator.evaluate(target, config)
     assert result.status in ("not_applied", "compile_error"), (result.status, result.error)
     assert result.time_ns is None
+
+
+@pytest.mark.parametrize(("model", "batch"), [("pool_batch1_nchw.mlir", 1), ("pool_nchw.mlir", 2)])
+def test_batch1_pool_is_a_known_issue_and_other_pools_take_a_spec(tmp_path, model, batch):
+    """A spec's config on a batch-1 pool is dropped like a batch-1 conv's, so the family names
+    it a known issue (the search skips it and says why); at batch 2 the same config applies."""
+    target = target_of(DATA / model, tmp_path, "pooling")
+    evaluator = _evaluator(DATA / model, (f"{batch}x16x16x16xf32",), tmp_path)
+    roles = [loop.role for loop in target.root.loops]
+    tiles = {
+        "distribution": [1 if r == "n" else 8 if r in ("c", "oh", "ow") else 0 for r in roles],
+        "vector_common_parallel": [1 if r in ("n", "oh") else 4 if r in ("c", "ow") else 0 for r in roles],
+        "vector_reduction": [1 if r in ("kh", "kw") else 0 for r in roles],
+    }
+    config = CompilationConfig.make(target.root.pipeline, tiles)
+    assert config != target.root.default_config
+    result = evaluator.evaluate(target, config)
+    if batch == 1:
+        assert "batch-1 pool" in target.root.known_issue
+        assert result.status == "not_applied", (result.status, result.error)
+    else:
+        assert target.root.known_issue is None
+        assert result.status == "ok", result.error
 
 
 def test_outputs_match_tolerates_reassociation_only():

@@ -132,3 +132,26 @@ def test_plots_are_pngs_of_the_summary_numbers(tuned):
     assert series["default_ms"] == row["baseline_ns"] / 1e6
     bars = plots["dispatch_times.png"][row["label"]]
     assert bars == {"default_ms": row["baseline_ns"] / 1e6, "best_ms": row["tuned_ns"] / 1e6}
+
+
+def test_search_history_of_a_target_with_one_good_trial_draws_cleanly(tmp_path):
+    """A target whose only good trial is IREE's default (every other one failed or was not
+    applied) gives a panel whose times are all one value: drawn with an axis of some height,
+    without matplotlib's divide-by-zero warnings on stderr."""
+    import warnings
+
+    from tuner.report._plots import write_plots
+
+    row = {
+        "build": "default",
+        "label": "pooling_1x20x32x32x3x3",
+        "share": 0.1,
+        "timeline_ms": [0.0518982, None, None, None, None, None],
+        "baseline_ns": 51898.2,  # the same time: the default was the one good trial
+        "in_model_ns": None,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = write_plots(tmp_path, {"dispatches": [row]})
+    assert drawn["search_history.png"]["pooling_1x20x32x32x3x3"]["trial_ms"][0] == 0.0518982
+    assert (tmp_path / "search_history.png").stat().st_size > 0

@@ -67,6 +67,9 @@ def write_plots(folder: pathlib.Path, summary: dict[str, Any]) -> dict[str, Any]
                 ax.axhline(confirmed, color="tab:purple", linestyle=":", label="winner in model")
             ax.set_title(_label(row, several), fontsize=8)
             ax.set_yscale("log")  # poor configs are 10-100x slower; the interesting part is near the best
+            low, high = ax.get_ylim()
+            if high <= low * 1.01:  # one time only (every other trial failed): give the axis a height
+                ax.set_ylim(low / 1.5, high * 1.5)
             ax.set_xlabel("trial")
             ax.set_ylabel("ms per call")
             ax.legend(fontsize=6)
