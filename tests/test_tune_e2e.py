@@ -155,3 +155,12 @@ def test_search_history_of_a_target_with_one_good_trial_draws_cleanly(tmp_path):
         drawn = write_plots(tmp_path, {"dispatches": [row]})
     assert drawn["search_history.png"]["pooling_1x20x32x32x3x3"]["trial_ms"][0] == 0.0518982
     assert (tmp_path / "search_history.png").stat().st_size > 0
+
+
+def test_report_advises_passing_large_inputs_in_place_only():
+    from tuner.report._write import _call_advice, _input_bytes
+
+    assert _input_bytes(["1024x1024xf32", "2x3xi8", "4xbf16"]) == 4 * 1024 * 1024 + 6 + 8
+    assert _call_advice(["8x3x32x32xf32"]) == []  # 96 KiB: a copy per call costs little
+    (line,) = _call_advice(["1024x1024xf32", "1024x1024xf32"])
+    assert line.startswith("- call:") and "(8.0 MiB)" in line and "import_host_allocation" in line

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pathlib
 import statistics
 from typing import Any
@@ -53,6 +54,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         " -o model.vmfb` (`--mlir-disable-threading` avoids an occasional deadlock of IREE 3.13 with tuning specs;"
         " the module is the same without it)",
         *_run_advice(summary.get("scheduling", "normal")),
+        *_call_advice(summary["inputs"]),
         "",
         "## Dispatches (best first)",
         "",
@@ -248,6 +250,33 @@ def _race_text(export: dict) -> str:
         f" Head to head, in the same {len(contenders[0]['head_to_head_ms'])} interleaved rounds (medians): "
         f"{times}; {verdict}."
     )
+
+
+COPY_ADVICE_BYTES = 1 << 20  # inputs from which a per-call copy is worth avoiding
+
+
+def _input_bytes(specs: list[str]) -> int:
+    """Bytes of the inputs given as shape specs (`4x197x384xf32`)."""
+    total = 0
+    for spec in specs:
+        *dims, dtype = spec.split("x")
+        bits = int("".join(c for c in dtype if c.isdigit()) or 8)
+        total += math.prod(int(d) for d in dims) * max(1, bits // 8)
+    return total
+
+
+def _call_advice(inputs: list[str]) -> list[str]:
+    """How to hand large inputs to the module from Python without a copy per call."""
+    size = _input_bytes(inputs)
+    if size < COPY_ADVICE_BYTES:
+        return []
+    return [
+        f"- call: from Python, pass the inputs ({size / (1 << 20):.1f} MiB) in place"
+        " (`device.allocator.import_host_allocation`, 64-byte aligned: IREE 3.13 crashes on an unaligned"
+        " import) or keep them on the device (`iree.runtime.asdevicearray` once); a plain call copies every"
+        " numpy input into new buffers on each call, which costs far more than the bytes when the allocator"
+        " hands out fresh pages (README: 'Pass large numpy inputs without a copy')."
+    ]
 
 
 def _run_advice(scheduling: str) -> list[str]:
