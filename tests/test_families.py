@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tuner.evaluation import TrialStatus, spends_budget
 from tuner.families import FAMILIES, get_family
 from tuner.spaces import load_space
@@ -41,3 +43,14 @@ def test_only_measured_outcomes_spend_budget():
     assert spends_budget("wrong_result") and spends_budget("compile_timeout")
     assert not spends_budget(None) and not spends_budget("lost")
     assert TrialStatus.of_compile("timeout") is TrialStatus.COMPILE_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("element_type", "size"),
+    [("f32", 4), ("bf16", 2), ("f16", 2), ("i8", 1), ("ui8", 1), ("si32", 4), ("i1", 1), ("f8E4M3FN", 1), ("index", 8)],
+)
+def test_element_bytes_reads_mlir_element_types(element_type, size):
+    """Vector limits and input sizes rest on it: bf16 and unsigned types once read as 8 bytes."""
+    from tuner.families._base import element_bytes
+
+    assert element_bytes(element_type) == size

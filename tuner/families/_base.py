@@ -74,9 +74,14 @@ def element_type(value: ir.Value) -> str:
 
 
 def element_bytes(element_type: str) -> int:
-    """Bytes of an MLIR element type (f32, bf16, i8, ...); 8 for index and unknown types, as IREE assumes."""
-    digits = "".join(c for c in element_type if c.isdigit())
-    return max(int(digits) // 8, 1) if digits and element_type[:1] in "fi" else 8
+    """Bytes of an MLIR element type (f32, bf16, i8, ui8, f8E4M3FN, ...); 8 for index and
+    unknown types, as IREE assumes."""
+    for prefix in ("bf", "si", "ui", "f", "i"):
+        if element_type.startswith(prefix):
+            rest = element_type[len(prefix) :]
+            bits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+            return max(int(bits) // 8, 1) if bits else 8
+    return 8
 
 
 def operand_types(op: ir.Operation) -> tuple[str, str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..export import RACE_TIE
+from ..families._base import element_bytes
 from ._plots import write_plots
 
 log = logging.getLogger("schedtune")
@@ -260,8 +261,7 @@ def _input_bytes(specs: list[str]) -> int:
     total = 0
     for spec in specs:
         *dims, dtype = spec.split("x")
-        bits = int("".join(c for c in dtype if c.isdigit()) or 8)
-        total += math.prod(int(d) for d in dims) * max(1, bits // 8)
+        total += math.prod(int(d) for d in dims) * element_bytes(dtype)
     return total
 
 
