@@ -49,6 +49,11 @@ def _recognise(op, maps, bounds, groups) -> Recognised:
     )
 
 
+def _unit_batch(loops: tuple[Loop, ...]) -> bool:
+    """The op has batch 1, or its unit batch loop is already folded away."""
+    return [loop.bound for loop in loops if loop.role == "n"] in ([], [1])
+
+
 class _ConvolutionFamily(OpFamily):
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"kh", "kw", "ic"})
 
@@ -57,8 +62,7 @@ class _ConvolutionFamily(OpFamily):
         # InsertBatchDimForBatchlessConvPass rebuilds the op and drops it (IREE 3.13;
         # tests/test_evaluation.py fails the day IREE fixes it). Knowing it up front lets a
         # flag set that turns these convs into matmuls (im2col) be preferred for tuning.
-        batch = [loop.bound for loop in loops if loop.role == "n"]
-        if batch in ([], [1]):
+        if _unit_batch(loops):
             return "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
         return None
 
@@ -114,7 +118,7 @@ class PoolingFamily(OpFamily):
         # Like a batch-1 conv's (IREE 3.13; tests/test_evaluation.py fails the day IREE fixes
         # it): the dispatch folds the unit batch loop and the op IREE configures has lost the
         # spec's config, whichever layout and pipeline.
-        if [loop.bound for loop in loops if loop.role == "n"] == [1]:
+        if _unit_batch(loops):
             return "batch-1 pool: IREE drops a spec's config on it (its unit batch loop is folded)"
         return None
 
