@@ -51,6 +51,6 @@ def test_only_measured_outcomes_spend_budget():
 )
 def test_element_bytes_reads_mlir_element_types(element_type, size):
     """Vector limits and input sizes rest on it: bf16 and unsigned types once read as 8 bytes."""
-    from tuner.families._base import element_bytes
+    from tuner.families import element_bytes
 
     assert element_bytes(element_type) == size

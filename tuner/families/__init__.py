@@ -9,7 +9,7 @@ reduction loop that no family before took.
 from __future__ import annotations
 
 from ._attention import AttentionFamily
-from ._base import Loop, OpFamily, Recognised
+from ._base import Loop, OpFamily, Recognised, element_bytes
 from ._convolution import Conv2dFamily, DepthwiseFamily, PoolingFamily
 from ._matmul import MatmulFamily
 from ._mmt4d import Mmt4dFamily
@@ -58,6 +58,7 @@ __all__ = [
     "Loop",
     "OpFamily",
     "Recognised",
+    "element_bytes",
     "expected_gain",
     "family_names",
     "get_family",

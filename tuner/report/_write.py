@@ -10,7 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..export import RACE_TIE
-from ..families._base import element_bytes
+from ..families import element_bytes
 from ._plots import write_plots
 
 log = logging.getLogger("schedtune")
