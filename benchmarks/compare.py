@@ -127,11 +127,20 @@ def build_default_and_tuned(job, work: pathlib.Path):
     spec + flags. Returns (imported model, default flags, tuned flags, {"default"|"tuned": vmfb})."""
     imported = import_model(job.model, job.report_dir / "work" / "imports")
     default_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
-    tuned_flags = default_flags + (job.report_dir / "compile_flags.txt").read_text().split()
+    tuned_flags = default_flags + [
+        f for f in (job.report_dir / "compile_flags.txt").read_text().splitlines() if f.strip()
+    ]
+    # With its batch-1 convs named, the tuned build compiles the exported second half of the model.
+    summary = json.loads((job.report_dir / "summary.json").read_text())
+    tuned_source = imported.path
+    if summary.get("prepared_model"):
+        tuned_source = pathlib.Path(summary["prepared_model"])
+        tuned_flags = ["--compile-from=global-optimization", *tuned_flags]
     vmfbs = {}
     spec = job.report_dir / "tuning_spec.mlir"
-    for name, flags, tuning in (("default", default_flags, None), ("tuned", tuned_flags, spec)):
-        built = iree.compile_model(imported.path, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
+    builds = (("default", imported.path, default_flags, None), ("tuned", tuned_source, tuned_flags, spec))
+    for name, source, flags, tuning in builds:
+        built = iree.compile_model(source, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
         if not built.ok:
             raise BuildFailed(f"the {name} IREE build failed: {built.error.splitlines()[-1]}")
         vmfbs[name] = built.vmfb

@@ -84,7 +84,10 @@ def main() -> int:
         # One flag per line (a pass pipeline may hold spaces).
         flags = [f for f in (report / "compile_flags.txt").read_text().splitlines() if f.strip()]
         name = "tuned" if len(args.reports) == 1 else f"tuned:{other['job']}"
+        # Batch-1 convs named: the spec matches the exported second half of the model.
+        source = [other["prepared_model"], "--compile-from=global-optimization"] if other.get("prepared_model") else []
         builds[name] = [
+            *source,
             *summary["default_flags"],
             *flags,
             f"--iree-codegen-tuning-spec-path={report / 'tuning_spec.mlir'}",
@@ -95,7 +98,8 @@ def main() -> int:
             outputs: dict[str, list[np.ndarray]] = {}
             for name, build_flags in builds.items():
                 vmfb = tmp / f"{name}.vmfb"
-                _tool(["iree-compile", model, *build_flags, "-o", str(vmfb)], f"the {name} build", COMPILE_TIMEOUT_S)
+                source = [] if build_flags and build_flags[0].endswith(".mlirbc") else [model]
+                _tool(["iree-compile", *source, *build_flags, "-o", str(vmfb)], f"the {name} build", COMPILE_TIMEOUT_S)
                 # Every result of one call (counted from the module, or from a run for torch
                 # imports whose `main` carries no ABI declaration).
                 run = iree.run_model(

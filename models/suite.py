@@ -201,6 +201,129 @@ class MatMul(nn.Module):
         return a @ b
 
 
+# Real-size networks at batch 1, 224x224, as torchvision defines their architectures (written
+# out here: nothing is downloaded, the weights are fixed-seed random, batch norm folded).
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50 bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand (x4), residual add."""
+
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = width * 4
+        self.conv1 = _conv_bn(cin, width, 1)
+        self.conv2 = _conv_bn(width, width, 3, stride)
+        self.conv3 = _conv_bn(width, cout, 1)
+        self.shortcut = _conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv1(x))
+        y = torch.relu(self.conv2(y))
+        return torch.relu(self.conv3(y) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet: 7x7/2 stem, 3x3/2 max pool, four stages, global average pool, fc."""
+
+    def __init__(self, block: type[nn.Module], layers: list[int], expansion: int, classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = _conv_bn(3, 64, 7, 2)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        stages, cin = [], 64
+        for i, count in enumerate(layers):
+            width = 64 * 2**i
+            blocks = []
+            for j in range(count):
+                blocks.append(block(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.stem(x)))
+        x = self.stages(x)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+class SqueezeExcite(nn.Module):
+    """MobileNetV3's squeeze-excite: global average pool, 1x1 reduce + ReLU, 1x1 expand + hardsigmoid."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        squeeze = _make_divisible(channels // 4)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        s = nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(s))))
+        return x * s
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV3 block: 1x1 expand, depthwise kxk (strided), optional SE, 1x1 project."""
+
+    def __init__(self, cin: int, k: int, expand: int, cout: int, se: bool, hswish: bool, stride: int) -> None:
+        super().__init__()
+        act = nn.Hardswish if hswish else nn.ReLU
+        layers: list[nn.Module] = []
+        if expand != cin:
+            layers += [_conv_bn(cin, expand, 1), act()]
+        layers += [_conv_bn(expand, expand, k, stride, groups=expand), act()]
+        if se:
+            layers.append(SqueezeExcite(expand))
+        layers.append(_conv_bn(expand, cout, 1))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+# torchvision's mobilenet_v3_small: (kernel, expanded, out, SE, hardswish, stride) per block.
+_MOBILENET_V3_SMALL = [
+    (3, 16, 16, True, False, 2),
+    (3, 72, 24, False, False, 2),
+    (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2),
+    (5, 240, 40, True, True, 1),
+    (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1),
+    (5, 144, 48, True, True, 1),
+    (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1),
+    (5, 576, 96, True, True, 1),
+]
+
+
+class MobileNetV3Small(nn.Module):
+    """torchvision's MobileNetV3-small: hardswish stem, 11 inverted residual blocks (depthwise
+    3x3 and 5x5, squeeze-excite), 1x1 conv to 576, pooled, a 1024-wide hardswish classifier."""
+
+    def __init__(self, classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = _conv_bn(3, 16, 3, 2)
+        blocks, cin = [], 16
+        for k, expand, cout, se, hswish, stride in _MOBILENET_V3_SMALL:
+            blocks.append(InvertedResidual(cin, k, expand, cout, se, hswish, stride))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.last = _conv_bn(cin, 576, 1)
+        self.classifier = nn.Sequential(nn.Linear(576, 1024), nn.Hardswish(), nn.Linear(1024, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.hardswish(self.stem(x))
+        x = nn.functional.hardswish(self.last(self.blocks(x)))
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 def _build(cls: type[nn.Module]) -> nn.Module:
     torch.manual_seed(0)
     return cls().eval()
@@ -240,3 +363,20 @@ def vit_block() -> nn.Module:
     """ViT-small-sized encoder block (hidden 384, 6 heads); the job feeds 4x197x384."""
     torch.manual_seed(0)
     return SdpaBlock(384, 6, causal=False).eval()
+
+
+def resnet18() -> nn.Module:
+    """torchvision's ResNet-18 architecture (BasicBlock x [2, 2, 2, 2]); the job feeds 1x3x224x224."""
+    torch.manual_seed(0)
+    return ResNet(BasicBlock, [2, 2, 2, 2], 1).eval()
+
+
+def resnet50() -> nn.Module:
+    """torchvision's ResNet-50 architecture (Bottleneck x [3, 4, 6, 3]); the job feeds 1x3x224x224."""
+    torch.manual_seed(0)
+    return ResNet(Bottleneck, [3, 4, 6, 3], 4).eval()
+
+
+def mobilenet_v3_small() -> nn.Module:
+    """torchvision's MobileNetV3-small architecture; the job feeds 1x3x224x224."""
+    return _build(MobileNetV3Small)

@@ -123,7 +123,60 @@ def test_conv_library_follows_the_output_layout():
     nchw = [s.name for s in space.library_skeletons(conv(["n", "oc", "oh", "ow", "ic", "kh", "kw"]))]
     nhwc = [s.name for s in space.library_skeletons(conv(["n", "oh", "ow", "oc", "kh", "kw", "ic"]))]
     assert nchw == ["lib:register-block-row"]
-    assert nhwc == ["lib:register-block-channels"]
+    assert nhwc == ["lib:register-block-channels", "lib:register-block-target"]
+
+
+def _nhwc_conv(native_vector_bytes: int, ow: int = 7, oc: int = 512):
+    from tuner.dispatches import Loop, RootOp
+
+    bounds = {"n": 1, "oh": ow, "ow": ow, "oc": oc, "kh": 3, "kw": 3, "ic": 512}
+    loops = tuple(Loop(r, bounds[r], r not in ("ic", "kh", "kw")) for r in bounds)
+    return RootOp(
+        "linalg.conv_2d_nhwc_hwcf",
+        "conv2d",
+        loops,
+        ("f32",) * 3,
+        None,
+        None,
+        "conv",
+        native_vector_bytes=native_vector_bytes,
+        contiguous_loop=3,
+    )
+
+
+@pytest.mark.parametrize(("native_vector_bytes", "lanes"), [(32, 8), (64, 16)])
+def test_target_skeleton_is_sized_for_the_targets_vectors(native_vector_bytes, lanes):
+    """Channel tiles in vector widths of the target, row blocks that divide a 7-wide row."""
+    root = _nhwc_conv(native_vector_bytes)
+    space = load_space("conv2d")
+    (skeleton,) = [s for s in space.library_skeletons(root) if s.name == "lib:register-block-target"]
+    levels = skeleton.level_map
+    assert levels["vector_common_parallel"]["oc"] == (lanes, 2 * lanes)
+    assert levels["distribution"]["oc"] == (lanes, 2 * lanes, 4 * lanes)
+    assert levels["vector_common_parallel"]["ow"] == (1, 7)
+    assert not space.check_skeleton(skeleton, root)
+
+
+def test_register_block_past_the_register_file_is_rejected_before_compiling():
+    """7 output columns x 4 vectors of channels is 28 accumulators: within AVX-512's 32
+    registers, past AVX2's 16."""
+
+    def config(ow, oc):
+        return CompilationConfig.make(
+            "ConvTileAndDecomposeExpert",
+            {
+                "distribution": [1, 1, 7, 64, 0, 0, 0],
+                "vector_common_parallel": [1, 1, ow, oc, 0, 0, 0],
+                "vector_reduction": [0, 0, 0, 0, 1, 1, 4],
+            },
+        )
+
+    space = load_space("conv2d")
+    avx512, avx2 = _nhwc_conv(64), _nhwc_conv(32)
+    assert not space.check_config(config(7, 64), avx512)
+    assert any("accumulators" in e for e in space.check_config(config(7, 64), avx2))
+    assert not space.check_config(config(7, 16), avx2)
+    assert any("accumulators" in e for e in space.check_config(config(7, 64 * 3), avx512))
 
 
 def test_multi_loop_contraction_gets_every_skeleton(tmp_path):

@@ -24,7 +24,16 @@ from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
 from .pipelines import compile_ready, load_pipeline_space, pipeline_error, user_pipelines
 from .proposers import HeuristicProposer, PipelineRequest, Proposer
-from .report import BuildRun, JobSummary, dispatch_rows, machine_fields, progress_display, untuned_rows, write_report
+from .report import (
+    BuildRun,
+    JobSummary,
+    dispatch_rows,
+    machine_fields,
+    progress_display,
+    untuned_rows,
+    write_report,
+    yardstick,
+)
 from .search import (
     BuildCandidate,
     PipelineEvaluator,
@@ -84,6 +93,8 @@ def _prepare(job: JobConfig, max_minutes: float | None, start: float) -> _Contex
     workdir.mkdir(parents=True, exist_ok=True)
     imported = import_model(job.model, workdir / "imports", timeout_s=max(600.0, job.budget.compile_timeout_s))
     target_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
+    if job.search.named_batch1_convs:
+        target_flags.append(iree.NAMED_BATCH1_FLAG)
     timing_inputs, *check_inputs = iree.save_input_sets(job.model.inputs, workdir / "inputs", job.search.seed)
     cache = Cache(job.storage)
     with schema_lock(job.storage):
@@ -324,6 +335,23 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
     return contenders
 
 
+def _export_prepared_model(ctx: _Context, shipped_flags: list[str]) -> str | None:
+    """With batch-1 convs named (NAMED_BATCH1_FLAG), what the spec matches exists only in the
+    model's prepared second half: it ships as `model.prepared.mlirbc`, which stock iree-compile
+    builds with `--compile-from=global-optimization`. None when the model had nothing to name."""
+    if iree.NAMED_BATCH1_FLAG not in ctx.target_flags:
+        return None
+    path = ctx.job.report_dir / "model.prepared.mlirbc"
+    named = iree.prepare_named_batch1(
+        ctx.imported.path, path, ctx.target_flags + list(shipped_flags), ctx.job.budget.compile_timeout_s * 4
+    )
+    if not named:
+        path.unlink(missing_ok=True)
+        return None
+    log.info("export: %s named in %s", named, path)
+    return str(path.resolve())
+
+
 def run_job(
     job: JobConfig, *, quiet: bool = False, max_minutes: float | None = None, search_only: bool = False
 ) -> JobResult:
@@ -379,6 +407,7 @@ def run_job(
     for contender in contenders:
         log.info("end to end: %s %.2fx", contender.name, contender.speedup)
     exported_flags = write_exports(job.report_dir, decision.shipped.confirmation, decision.shipped.flags)
+    prepared_model = _export_prepared_model(ctx, decision.shipped.flags)
     llm_stats = proposer.write_records(job.report_dir)
 
     build_runs = [run for run, _ in runs]
@@ -393,8 +422,10 @@ def run_job(
         entry=ctx.imported.entry,
         inputs=list(job.model.inputs),
         input_files=[str(p) for p in ctx.base.inputs],
-        default_flags=ctx.target_flags,
+        default_flags=[f for f in ctx.target_flags if f != iree.NAMED_BATCH1_FLAG],
         tuned_flags=exported_flags,
+        prepared_model=prepared_model,
+        yardstick=yardstick(),
         shipped=decision.shipped.name,
         flag_candidates=level.flag_rows,
         tuning_plan=dataclasses.asdict(level.plan) if level.plan else None,

@@ -87,6 +87,10 @@ class SearchSpec:
     # RootOp.script_only) are tuned with the transform-dialect tier alone, even when the tier
     # is off elsewhere: without it they are not tuned at all.
     transform_dialect_only_route: bool = True
+    # Build in two halves with the batch-1 convs and pools named again in between
+    # (tuner/iree/_batch1.py), so that IREE's pipelines take a spec's config on them. The
+    # export then ships the model's prepared second half (see the report's "use:" line).
+    named_batch1_convs: bool = True
 
     @property
     def scripts_reach_known_issues(self) -> bool:

@@ -72,7 +72,7 @@ class RootOp:
     def known_issue(self) -> str | None:
         """Why a spec cannot take effect on this op with this IREE, if it is a known bug."""
         family = get_family(self.family)
-        return family.known_issue(self.loops) if family else None
+        return family.known_issue(self.loops, self.op_name) if family else None
 
     @property
     def script_only(self) -> bool:

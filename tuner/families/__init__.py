@@ -8,6 +8,8 @@ reduction loop that no family before took.
 
 from __future__ import annotations
 
+import math
+
 from ._attention import AttentionFamily
 from ._base import Loop, OpFamily, Recognised, element_bytes
 from ._convolution import Conv2dFamily, DepthwiseFamily, PoolingFamily
@@ -48,6 +50,15 @@ def expected_gain(name: str) -> float:
     return family.expected_gain if family else 1.0
 
 
+def op_flops(name: str, bounds: list[int] | tuple[int, ...]) -> int | None:
+    """Floating-point operations of one op of family `name` with these loop trip counts (None
+    when the family's loops do not say, or for ops no family tunes)."""
+    family = _BY_NAME.get(name)
+    if family is None or family.flops_per_point is None or not bounds:
+        return None
+    return family.flops_per_point * math.prod(bounds)
+
+
 def family_names() -> tuple[str, ...]:
     return tuple(_BY_NAME)
 
@@ -62,4 +73,5 @@ __all__ = [
     "expected_gain",
     "family_names",
     "get_family",
+    "op_flops",
 ]

@@ -56,6 +56,7 @@ def attention_roles(maps: list[ir.AffineMap]) -> list[str] | None:
 class AttentionFamily(OpFamily):
     name = "attention"
     expected_gain = 2.0
+    flops_per_point = None
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"head", "keys"})
     prompt_notes = (
         "LinalgExtTileAndVectorize on online attention: distribution and vector tiles on m and n, "
@@ -72,7 +73,9 @@ class AttentionFamily(OpFamily):
         # outs are (output, running max, running sum)
         return Recognised(tuple(roles), operands_matcher(op, maps, len(list(op.operands)) - 3))
 
-    def check_config(self, config, loops: tuple[Loop, ...], vector_limit: int) -> list[str]:
+    def check_config(
+        self, config, loops: tuple[Loop, ...], vector_limit: int, native_vector_bytes: int = 32
+    ) -> list[str]:
         tiles = config.tile_map
         roles = [loop.role for loop in loops]
         errors = []

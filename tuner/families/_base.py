@@ -50,18 +50,25 @@ class OpFamily(abc.ABC):
     # time, set below what tuning usually reached (measurements: the project's issue notes),
     # so that a flag set's certain gain is not traded for an optimistic guess.
     expected_gain: ClassVar[float] = 1.2
+    # Floating-point operations per point of the op's iteration space (2: a multiply and an
+    # add; None where the loops alone do not say, as for attention's two products).
+    flops_per_point: ClassVar[int | None] = 2
 
     @abc.abstractmethod
     def recognise(self, op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> Recognised | None:
         """This family's reading of `op`, or None when the op is not of this family."""
 
-    def known_issue(self, loops: tuple[Loop, ...]) -> str | None:
-        """Why a spec cannot take effect on such an op with this IREE, if it is a known bug."""
+    def known_issue(self, loops: tuple[Loop, ...], op_name: str = "linalg.generic") -> str | None:
+        """Why a spec cannot take effect on such an op (`op_name` as the configured dispatch
+        holds it) with this IREE, if it is a known bug."""
         return None
 
-    def check_config(self, config: CompilationConfig, loops: tuple[Loop, ...], vector_limit: int) -> list[str]:
+    def check_config(
+        self, config: CompilationConfig, loops: tuple[Loop, ...], vector_limit: int, native_vector_bytes: int = 32
+    ) -> list[str]:
         """Constraint violations beyond the space file's (empty when none); `vector_limit` is the
-        element count at which IREE rejects a vector (or a vector contraction) on this CPU."""
+        element count at which IREE rejects a vector (or a vector contraction) on this CPU,
+        `native_vector_bytes` the width of its vector registers."""
         return []
 
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
+from ..spec import MAX_NATIVE_VECTORS, TRANSFORM_DIALECT
 from ._base import Loop, OpFamily, Recognised, is_mul_add, maps_without_loop, operands_matcher, recognised_by_groups
 
 # Matcher result order of `transform.iree.match.convolution`.
@@ -33,7 +34,7 @@ def _convolution_groups(op: ir.Operation) -> dict[str, list[int]] | None:
 def _recognise(op, maps, bounds, groups) -> Recognised:
     batch = groups["n"]
     unit_batch = {}
-    if len(batch) == 1 and bounds[batch[0]] == 1:
+    if len(batch) == 1 and bounds[batch[0]] == 1 and op.name == "linalg.generic":
         # How the spec stage sees a batch-1 conv (see OpMatcher.unit_batch_loop).
         unit_batch = {"unit_batch_loop": batch[0], "batchless_maps": maps_without_loop(maps, batch[0])}
     return recognised_by_groups(
@@ -49,22 +50,31 @@ def _recognise(op, maps, bounds, groups) -> Recognised:
     )
 
 
-def _unit_batch(loops: tuple[Loop, ...]) -> bool:
-    """The op has batch 1, or its unit batch loop is already folded away."""
-    return [loop.bound for loop in loops if loop.role == "n"] in ([], [1])
+def _unit_batch(loops: tuple[Loop, ...], op_name: str) -> bool:
+    """The op has batch 1, or its unit batch loop is already folded away, and IREE rebuilt it
+    after the spec stage. A *named* batch-1 op in a configured dispatch was not rebuilt
+    (InsertBatchDimForBatchlessConvPass rebuilds generics only): it came through with its
+    batch loop, as builds with `NAMED_BATCH1_FLAG` keep it, and a spec reaches it."""
+    return op_name == "linalg.generic" and [loop.bound for loop in loops if loop.role == "n"] in ([], [1])
 
 
 class _ConvolutionFamily(OpFamily):
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"kh", "kw", "ic"})
 
-    def known_issue(self, loops: tuple[Loop, ...]) -> str | None:
+    def known_issue(self, loops: tuple[Loop, ...], op_name: str = "linalg.generic") -> str | None:
         # IREE applies the spec's config to the batch-less op, then
         # InsertBatchDimForBatchlessConvPass rebuilds the op and drops it (IREE 3.13;
         # tests/test_evaluation.py fails the day IREE fixes it). Knowing it up front lets a
         # flag set that turns these convs into matmuls (im2col) be preferred for tuning.
-        if _unit_batch(loops):
+        if _unit_batch(loops, op_name):
             return "batch-1 conv: IREE drops a spec's config on it (InsertBatchDimForBatchlessConvPass)"
         return None
+
+
+def vector_registers(vector_limit: int, native_vector_bytes: int) -> tuple[int, int]:
+    """(lanes of the op's element type, vector registers) of the target: IREE's vector limit
+    is MAX_NATIVE_VECTORS native vectors; x86 has 32 vector registers with AVX-512, else 16."""
+    return max(vector_limit // MAX_NATIVE_VECTORS, 1), 32 if native_vector_bytes >= 64 else 16
 
 
 class Conv2dFamily(_ConvolutionFamily):
@@ -74,6 +84,23 @@ class Conv2dFamily(_ConvolutionFamily):
         "ConvTileAndDecomposeExpert decomposes the conv into 1-D convs after tiling: vector tiles of oh, kh "
         "and kw must be 1. Register blocking comes from the vector tiles on oc and ow."
     )
+
+    def check_config(self, config, loops, vector_limit, native_vector_bytes=32):
+        """The register block's accumulators (the vector tile over the output, in vectors along
+        the contiguous loop: oc in NHWC, ow in NCHW) must fit the target's vector registers;
+        past that LLVM spills them at every reduction step. The loops do not say the layout,
+        so a block is rejected only when it overflows read either way."""
+        vector = config.tile_map.get("vector_common_parallel")
+        if not vector or config.pipeline == TRANSFORM_DIALECT:
+            return []
+        lanes, registers = vector_registers(vector_limit, native_vector_bytes)
+        tiles = {l.role: max(v, 1) for l, v in zip(loops, vector)}
+        rows = tiles.get("oh", 1) * tiles.get("n", 1)
+        ow, oc = tiles.get("ow", 1), tiles.get("oc", 1)
+        accumulators = rows * min(ow * -(-oc // lanes), oc * -(-ow // lanes))
+        if accumulators > registers:
+            return [f"register block of {accumulators} vector accumulators; the target has {registers} registers"]
+        return []
 
     def recognise(self, op, maps, bounds):
         groups = _convolution_groups(op)
@@ -108,17 +135,18 @@ class PoolingFamily(OpFamily):
 
     name = "pooling"
     expected_gain = 1.1
+    flops_per_point = 1
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"kh", "kw"})
     prompt_notes = (
         "Pooling (max/sum over a kh x kw window per channel): vectorise along the loop contiguous in the "
         "output (c in NHWC, ow in NCHW) with a few of the other beside it; memory-bound."
     )
 
-    def known_issue(self, loops: tuple[Loop, ...]) -> str | None:
+    def known_issue(self, loops: tuple[Loop, ...], op_name: str = "linalg.generic") -> str | None:
         # Like a batch-1 conv's (IREE 3.13; tests/test_evaluation.py fails the day IREE fixes
         # it): the dispatch folds the unit batch loop and the op IREE configures has lost the
         # spec's config, whichever layout and pipeline.
-        if _unit_batch(loops):
+        if _unit_batch(loops, op_name):
             return "batch-1 pool: IREE drops a spec's config on it (its unit batch loop is folded)"
         return None
 

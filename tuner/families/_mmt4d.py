@@ -50,7 +50,9 @@ class Mmt4dFamily(OpFamily):
             return None
         return Recognised(tuple(roles), operands_matcher(op, maps, 2))
 
-    def check_config(self, config, loops: tuple[Loop, ...], vector_limit: int) -> list[str]:
+    def check_config(
+        self, config, loops: tuple[Loop, ...], vector_limit: int, native_vector_bytes: int = 32
+    ) -> list[str]:
         errors = []
         tiles = config.tile_map
         for level, role_of_whole in (("vector_common_parallel", ("mi", "ni")), ("vector_reduction", ("ki",))):

@@ -5,6 +5,7 @@ from ._scheduling import apply_to_this_process as use_scheduling
 from ._scheduling import current_policy as current_scheduling
 from ._tools import (
     INPUT_DISTRIBUTIONS,
+    NAMED_BATCH1_FLAG,
     CompileResult,
     DispatchTiming,
     RunResult,
@@ -19,6 +20,7 @@ from ._tools import (
     mlir_error,
     pass_pipeline_error,
     per_call_ns,
+    prepare_named_batch1,
     profile_dispatches,
     registered_passes,
     result_count,
@@ -45,9 +47,11 @@ __all__ = [
     "host_cpu_features",
     "host_cpu_model",
     "INPUT_DISTRIBUTIONS",
+    "NAMED_BATCH1_FLAG",
     "mlir_error",
     "pass_pipeline_error",
     "per_call_ns",
+    "prepare_named_batch1",
     "profile_dispatches",
     "registered_passes",
     "result_count",

@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -152,6 +153,11 @@ def target_flags(cpu: str, extra: tuple[str, ...] = ()) -> list[str]:
     ]
 
 
+# A model-level flag of schedtune's own, not iree-compile's: build in two halves, with the
+# batch-1 convs and pools named again in between (`_batch1`), so that a tuning spec reaches them.
+NAMED_BATCH1_FLAG = "--schedtune-named-batch1-convs"
+_NOTHING_NAMED = "nothing to rewrite"  # what `python -m tuner.iree._batch1` prints then
+
 _COMPILES = 0
 _COMPILES_LOCK = threading.Lock()  # trial compiles run in a thread pool
 
@@ -198,6 +204,29 @@ def compile_model(
     global _COMPILES
     with _COMPILES_LOCK:
         _COMPILES += 1
+    if NAMED_BATCH1_FLAG in flags:
+        flags = [f for f in flags if f != NAMED_BATCH1_FLAG]
+        if not any(f.startswith(("--compile-from=", "--compile-mode=")) for f in flags):
+            prepared = _prepare_named_batch1(source, output, flags, timeout_s)
+            if isinstance(prepared, CompileResult):
+                return prepared
+            source, flags = prepared, ["--compile-from=global-optimization", *flags]
+    try:
+        return _compile(source, output, flags, spec, configs_dir, keep_configs, timeout_s)
+    finally:
+        if source.name.endswith(".prepared.mlirbc"):
+            source.unlink(missing_ok=True)
+
+
+def _compile(
+    source: pathlib.Path,
+    output: pathlib.Path,
+    flags: list[str],
+    spec: pathlib.Path | None,
+    configs_dir: pathlib.Path | None,
+    keep_configs: bool,
+    timeout_s: float,
+) -> CompileResult:
     args = [tool("iree-compile"), str(source), *flags, "-o", str(output)]
     if spec is not None:
         # IREE 3.13 deadlocks now and then (0% CPU, forever) when a tuning spec meets the
@@ -227,6 +256,54 @@ def compile_model(
             detail = f"iree-compile died with signal {-proc.returncode}\n{detail}"
         return CompileResult(status, None, None, seconds, detail)
     return CompileResult("ok", output, configs_dir, seconds, log=proc.stderr)
+
+
+def prepare_named_batch1(
+    source: pathlib.Path, prepared: pathlib.Path, flags: list[str], timeout_s: float = 600.0
+) -> str:
+    """Writes `prepared`: the model after IREE's global optimisation under `flags`, with its
+    batch-1 convs and pools named again (`_batch1`), which `--compile-from=global-optimization`
+    builds with stock iree-compile. Returns what was named ("" when nothing); raises ToolError
+    (or TimeoutExpired) when a step fails."""
+    optimised = prepared.with_name(prepared.name + ".global-opt.mlirbc")
+    first_half = [f for f in flags if f != NAMED_BATCH1_FLAG and not f.startswith("--compile-to=")]
+    steps = [
+        (
+            "iree-compile",
+            [tool("iree-compile"), str(source), *first_half, "--compile-to=global-optimization"]
+            + ["--emit-mlir-bytecode", "-o", str(optimised)],
+        ),
+        ("naming batch-1 convs", [sys.executable, "-m", "tuner.iree._batch1", str(optimised), str(prepared)]),
+    ]
+    try:
+        for what, step in steps:
+            proc = _run(step, timeout_s, writes_to=prepared.parent)
+            if proc.returncode != 0:
+                detail = _tail(proc.stderr) or f"exit code {proc.returncode}"
+                if proc.returncode < 0:
+                    detail = f"{what} died with signal {-proc.returncode}\n{detail}"
+                raise ToolError(f"{what}: {detail}")
+    finally:
+        optimised.unlink(missing_ok=True)
+    named = proc.stdout.strip()
+    return "" if named == _NOTHING_NAMED else named
+
+
+def _prepare_named_batch1(
+    source: pathlib.Path, output: pathlib.Path, flags: list[str], timeout_s: float
+) -> pathlib.Path | CompileResult:
+    """`prepare_named_batch1` beside `output`, for the second half of a build; a failure is
+    returned as the build's."""
+    start = time.monotonic()
+    prepared = output.with_name(output.name + ".prepared.mlirbc")
+    try:
+        prepare_named_batch1(source, prepared, flags, timeout_s)
+        return prepared
+    except subprocess.TimeoutExpired:
+        return CompileResult("timeout", None, None, time.monotonic() - start, f"timed out after {timeout_s:.0f} s")
+    except ToolError as exc:
+        status = "crash" if "died with signal" in str(exc) else "error"
+        return CompileResult(status, None, None, time.monotonic() - start, str(exc))
 
 
 @dataclasses.dataclass
@@ -378,6 +455,9 @@ class DispatchTiming:
     count: int
     avg_ns: float
     min_ns: float
+    # Model calls in the profile. Not the largest dispatch count: a dispatch that runs three
+    # times per call (a copy between convs) would cut every other dispatch's time to a third.
+    calls: int = 0
 
 
 def _benchmark(
@@ -407,7 +487,9 @@ def _benchmark(
 
 def per_call_ns(timings: dict[str, DispatchTiming]) -> dict[str, float]:
     """Each dispatch's time in one model call: a dispatch run twice per call counts twice."""
-    calls = max((t.count for t in timings.values()), default=1) or 1
+    calls = max((t.calls for t in timings.values()), default=0)
+    if not calls:  # a profile recorded before the call count was kept
+        calls = max((t.count for t in timings.values()), default=1) or 1
     return {name: t.avg_ns * t.count / calls for name, t in timings.items()}
 
 
@@ -450,7 +532,9 @@ def profile_dispatches(
         if row.get("type") != "host_dispatch_group":
             continue
         name = row["key"]
-        timings[name] = DispatchTiming(name, int(row["count"]), float(row["avg_ns"]), float(row["min_ns"]))
+        timings[name] = DispatchTiming(
+            name, int(row["count"]), float(row["avg_ns"]), float(row["min_ns"]), calls=iterations
+        )
     return timings
 
 

@@ -1,7 +1,7 @@
 """Report stage: summary.json for machines, report.md (tabulate) for people, the console display."""
 
 from ._progress import progress_display
-from ._summary import SCHEMA_VERSION, BuildRun, JobSummary, dispatch_rows, machine_fields, untuned_rows
+from ._summary import SCHEMA_VERSION, BuildRun, JobSummary, dispatch_rows, machine_fields, untuned_rows, yardstick
 from ._write import write_report
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "progress_display",
     "untuned_rows",
     "write_report",
+    "yardstick",
 ]

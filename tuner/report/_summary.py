@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
+import numpy as np
+
 from .. import iree
+from ..families import op_flops
 from ..spaces import loop_bounds
 
 # Bump when a field changes meaning or disappears (adding a field needs no bump).
@@ -58,6 +62,11 @@ class JobSummary:
     trial_build: str = "executable"  # how trials were built (SearchSpec.trial_build, after any fallback)
     scheduling: str = "batch"  # the policy every run was measured under (TargetSpec.scheduling)
     pipeline_search: dict | None = None  # the model-level pipelines measured (None: no pipeline search)
+    # The model's second half with its batch-1 convs named (NAMED_BATCH1_FLAG): what the tuned
+    # build compiles, with --compile-from=global-optimization (None: the model itself).
+    prepared_model: str | None = None
+    # The machine's yardstick measured in the same job: {"what": ..., "gflops": ...}.
+    yardstick: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +113,8 @@ def dispatch_rows(runs: list[BuildRun], shipped: str, note: str, carried: dict[s
                     "op_name": target.root.op_name,
                     "loops": loop_bounds(target.root),
                     "element_types": list(target.root.element_types),
+                    # Per model call, each of the target's dispatches counted once.
+                    "flops": _target_flops(target),
                     "share": target.share,
                     "default_ns": target.default_ns,
                     "baseline_ns": o.baseline_ns if o else None,
@@ -147,3 +158,22 @@ def machine_fields() -> dict[str, str]:
         "cpu_model": iree.host_cpu_model(),
         "cpu_features": iree.host_cpu_features(),
     }
+
+
+def _target_flops(target) -> int | None:
+    flops = op_flops(target.root.family, loop_bounds(target.root))
+    return flops * len(target.dispatches) if flops else None
+
+
+def yardstick(size: int = 1024, repeats: int = 5) -> dict:
+    """The machine's matmul speed as users meet it (numpy's BLAS, f32, its own threads),
+    measured now: what a dispatch's GFLOP/s in the report is read against."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    a @ b  # warm-up: thread pool and pages
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return {"what": f"numpy matmul {size}^3 f32", "gflops": round(2 * size**3 / best / 1e9, 1)}

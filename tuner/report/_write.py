@@ -50,7 +50,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         f"- compiler: `{summary['compiler_version']}`, target CPU `{summary['target_cpu']}`",
         f"- model: `{summary['model_mlir']}`, entry `{summary['entry']}`, inputs {' '.join(summary['inputs'])}",
         f"- tuned flags: `{' '.join(summary['tuned_flags']) or '(none beyond the target flags)'}`",
-        f"- use: `iree-compile MODEL {' '.join(summary['default_flags'])} "
+        f"- use: `iree-compile {_tuned_source(summary)} {' '.join(summary['default_flags'])} "
         f"$(cat compile_flags.txt) --iree-codegen-tuning-spec-path=tuning_spec.mlir --mlir-disable-threading"
         " -o model.vmfb` (`--mlir-disable-threading` avoids an occasional deadlock of IREE 3.13 with tuning specs;"
         " the module is the same without it)",
@@ -74,6 +74,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
             _ms(r.get("tuned_ns")),
             f"{r['speedup']:.2f}x" if r.get("speedup") else "-",
             f"{_in_model(r):.2f}x" if _in_model(r) else "-",
+            _gflops(r),
             r["trials"],
             r["status"],
         ]
@@ -90,6 +91,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                 "best trial ms",
                 "search estimate",
                 "in model (confirmed)",
+                "GFLOP/s default -> tuned",
                 "trials",
                 "status",
             ],
@@ -101,6 +103,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         "Times are iree-profile per-call dispatch times (they rank configs; they are not wall time). "
         "'search estimate': best trial vs the baseline, one profile each; 'in model': the export's "
         "interleaved re-measurement of the winner, which decides what ships.",
+        *_yardstick_lines(summary.get("yardstick")),
     ]
     if summary["plots"]:
         lines += ["", "## Plots", ""]
@@ -289,4 +292,36 @@ def _run_advice(scheduling: str) -> list[str]:
         " of a call, otherwise often preempts the worker it waits for and spins until that worker runs again,"
         " which makes calls slower at random when there are as many workers as cores"
         " (`target.scheduling: normal` measures without it)."
+    ]
+
+
+def _tuned_source(summary: dict) -> str:
+    """What the tuned build compiles: the model, or its prepared second half (batch-1 convs
+    named again, so that the spec reaches them)."""
+    if summary.get("prepared_model"):
+        return "model.prepared.mlirbc --compile-from=global-optimization"
+    return "MODEL"
+
+
+def _gflops(row: dict) -> str:
+    """The target's speed in the model, from its op's loops and the in-model times (the
+    confirmation's when there is one, else the analysis profile's default)."""
+    flops = row.get("flops")
+    if not flops:
+        return "-"
+    in_model = row.get("in_model_ns")
+    default_ns = in_model[0] if in_model else row["default_ns"]
+    text = f"{flops / default_ns:.0f}" if default_ns else "-"
+    if in_model and row.get("status") == "tuned" and in_model[1]:
+        text += f" -> {flops / in_model[1]:.0f}"
+    return text
+
+
+def _yardstick_lines(yardstick: dict | None) -> list[str]:
+    if not yardstick:
+        return []
+    return [
+        "",
+        f"GFLOP/s: the op's floating-point operations per model call over its dispatches' time. "
+        f"Yardstick measured in the same job: {yardstick['what']} at {yardstick['gflops']:.0f} GFLOP/s.",
     ]

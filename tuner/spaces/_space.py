@@ -18,12 +18,36 @@ import yaml
 
 from ..dispatches import RootOp
 from ..errors import SpaceError
-from ..families import get_family
+from ..families import element_bytes, get_family
 from ..spec import MAX_NATIVE_VECTORS, PIPELINES, TILE_LEVELS, TRANSFORM_DIALECT, CompilationConfig, transform_problems
 
 # The top-level spaces/ folder, reached through a link inside the package so that it ships
 # in the wheel (see pyproject.toml).
 SPACES_DIR = pathlib.Path(__file__).parent / "files"
+
+
+# The largest tile a `divisors` entry stands for: a register block wider than this spills.
+_MAX_DIVISOR = 32
+
+
+def expand_values(values: list, bound: int, lanes: int | None = None) -> list[int]:
+    """Tile values of a space or skeleton entry for a loop of `bound` iterations. Besides
+    integers: `full` (the whole loop), `divisors` (every divisor of the loop up to 32: a 7-wide
+    row takes 7, which no power of two divides), and, in skeletons, `lanes`, `2lanes`, `4lanes`
+    (multiples of the target's vector width in the op's element type)."""
+    out: list[int] = []
+    for v in values:
+        if v == "full":
+            out.append(bound)
+        elif v == "divisors":
+            out += [d for d in range(1, min(bound, _MAX_DIVISOR) + 1) if bound % d == 0]
+        elif isinstance(v, str) and v.endswith("lanes"):
+            if lanes is None:
+                raise SpaceError(f"{v!r}: vector-width values are for skeletons, not the space's levels")
+            out.append((int(v[: -len("lanes")]) if v != "lanes" else 1) * lanes)
+        else:
+            out.append(int(v))
+    return out
 
 
 def loop_names(root: RootOp) -> list[str]:
@@ -253,7 +277,7 @@ class KnobSpace:
         elif spec == "pow2":
             vals = [2**i for i in range(int(math.log2(max(bound, 1))) + 1)] + [bound]
         else:
-            vals = [bound if v == "full" else int(v) for v in spec]
+            vals = expand_values(spec, bound)
         legal = {v for v in vals if v == 0 or v <= bound}
         if not legal:  # every listed value exceeds this loop: the whole loop is the only tile
             legal = {bound}
@@ -294,6 +318,7 @@ class KnobSpace:
             innermost = root.loops[root.contiguous_loop].role
         else:
             innermost = parallel[-1] if parallel else ""
+        lanes = max(root.native_vector_bytes // element_bytes(root.element_types[2]), 1)
         out = []
         for entry in self.library:
             if entry.get("when_innermost") not in (None, innermost):
@@ -310,7 +335,7 @@ class KnobSpace:
                     if wanted is None:
                         levels[lvl][loop] = legal if len(legal) == 1 else legal[:1]
                         continue
-                    vals = [l.bound if v == "full" else int(v) for v in wanted]
+                    vals = expand_values(wanted, l.bound, lanes)
                     levels[lvl][loop] = [v for v in vals if v in legal] or legal
             peeling = [p for p in entry.get("loop_peeling", self.loop_peeling) if p in self.loop_peeling] or list(
                 self.loop_peeling
@@ -361,7 +386,7 @@ class KnobSpace:
             return errors
         family = get_family(self.family)
         if family is not None:
-            errors += family.check_config(config, root.loops, limit)
+            errors += family.check_config(config, root.loops, limit, root.native_vector_bytes)
         if self.vector_within_distribution and "distribution" in tiles:
             for i, (d, v) in enumerate(zip(tiles["distribution"], tiles.get("vector_common_parallel", ()))):
                 if d and v and v > d:
