@@ -16,12 +16,14 @@ import pathlib
 from tabulate import tabulate
 
 SUITE = ["cnn", "resnet", "resnet_b1", "mobilenet", "mobilenet_b1", "bert", "mlp"]
+# Real size: batch 1 at 224x224, as deployed.
+REAL_SIZE = ["resnet18", "mobilenet_v3", "resnet50"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reports", type=pathlib.Path, default=pathlib.Path("reports"))
-    parser.add_argument("jobs", nargs="*", default=SUITE)
+    parser.add_argument("jobs", nargs="*", default=SUITE + REAL_SIZE)
     args = parser.parse_args()
     rows = []
     for job in args.jobs:

@@ -1,4 +1,4 @@
-"""Per-dispatch times inside the model: per model call, however often a dispatch runs in one."""
+"""Per-dispatch times inside the model (per model call), and the time a limit leaves each target."""
 
 from __future__ import annotations
 
@@ -26,3 +26,36 @@ def test_profile_records_the_model_calls(tmp_path):
     inputs = iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0)
     timings = iree.profile_dispatches(built.vmfb, "main", inputs, tmp_path / "p", iterations=7)
     assert timings and all(t.calls == 7 and t.count == 7 for t in timings.values())
+
+
+def test_a_time_limit_is_shared_between_the_targets_left():
+    """Each target gets an equal share of the time left, so the last targets are not starved;
+    what a target leaves unused goes to the ones after it."""
+    import time
+
+    from tuner.search._run import _share_of_time_left
+
+    now = time.monotonic()
+    assert _share_of_time_left(None, 3) is None
+    first = _share_of_time_left(now + 300, 3)
+    assert abs(first - (now + 100)) < 1
+    last = _share_of_time_left(now + 300, 1)
+    assert abs(last - (now + 300)) < 1
+    assert _share_of_time_left(now - 5, 2) <= time.monotonic()  # past the limit: none left
+
+
+def test_report_gives_each_target_its_gflops_beside_the_yardstick():
+    from tuner.families import op_flops
+    from tuner.report._summary import yardstick
+    from tuner.report._write import _gflops, _yardstick_lines
+
+    flops = op_flops("conv2d", [1, 7, 7, 512, 3, 3, 512])
+    assert flops == 2 * 7 * 7 * 512 * 9 * 512
+    assert op_flops("pooling", [1, 56, 56, 64, 3, 3]) == 56 * 56 * 64 * 9
+    assert op_flops("attention", [1, 12, 128, 64, 64, 128]) is None
+    row = {"flops": 3 * flops, "default_ns": 6e6, "in_model_ns": [6e6, 4e6], "status": "tuned"}
+    assert _gflops(row) == f"{3 * flops / 6e6:.0f} -> {3 * flops / 4e6:.0f}"
+    assert _gflops(dict(row, status="default kept")) == f"{3 * flops / 6e6:.0f}"
+    measured = yardstick(size=256, repeats=2)
+    assert measured["gflops"] > 0
+    assert "256^3" in _yardstick_lines(measured)[1]

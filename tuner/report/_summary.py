@@ -11,6 +11,7 @@ import numpy as np
 from .. import iree
 from ..families import op_flops
 from ..spaces import loop_bounds
+from ..spec import TRANSFORM_DIALECT
 
 # Bump when a field changes meaning or disappears (adding a field needs no bump).
 SCHEMA_VERSION = 2
@@ -123,6 +124,7 @@ def dispatch_rows(runs: list[BuildRun], shipped: str, note: str, carried: dict[s
                     "speedup": (o.baseline_ns or target.default_ns) / o.best_ns if o and o.best_ns else None,
                     "default_config": target.root.default_config.to_json() if target.root.default_config else None,
                     "winning_config": winning,
+                    "route": _route(target, winning),
                     "trials": o.trials if o else 0,
                     "timeline_ms": [None if ns is None else ns / 1e6 for ns, _ in o.timeline] if o else [],
                     "compiles": o.compiles if o else 0,  # trial builds of this run (cache hits cost none)
@@ -158,6 +160,23 @@ def machine_fields() -> dict[str, str]:
         "cpu_model": iree.host_cpu_model(),
         "cpu_features": iree.host_cpu_features(),
     }
+
+
+def _route(target, winning: dict | None) -> str | None:
+    """How the shipped config reaches the op: IREE's pipeline (on a batch-1 op named again
+    between the build's halves, see tuner/iree/_batch1.py) or a transform script."""
+    if not winning:
+        return None
+    pipeline = winning.get("pipeline", "")
+    if pipeline == TRANSFORM_DIALECT:
+        return "transform script"
+    batch = [l.bound for l in target.root.loops if l.role == "n"]
+    if target.root.op_name != "linalg.generic" and batch == [1] and target.root.family in _NAMED_FAMILIES:
+        return f"{pipeline} (named batch-1 op)"
+    return pipeline
+
+
+_NAMED_FAMILIES = ("conv2d", "depthwise", "pooling")
 
 
 def _target_flops(target) -> int | None:

@@ -76,7 +76,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
             f"{_in_model(r):.2f}x" if _in_model(r) else "-",
             _gflops(r),
             r["trials"],
-            r["status"],
+            r["status"] if not r.get("route") else f"{r['status']}: {r['route']}",
         ]
         for r in rows
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 from ..dispatches import TuningTarget
@@ -129,12 +130,22 @@ def search_targets(
             quota=quota,
             sampler=settings.sampler,
             seed=settings.seed,
-            deadline=settings.deadline,
+            deadline=_share_of_time_left(settings.deadline, len(targets) - i),
             progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
         )
         progress.update(task, outcome.trials, trials, None if outcome.best_ns is None else outcome.best_ns / 1e6)
         outcomes.append(outcome)
     return SearchResult(outcomes, skipped, fallbacks)
+
+
+def _share_of_time_left(deadline: float | None, targets_left: int) -> float | None:
+    """This target's deadline: an equal share of the time left (what an earlier target did not
+    use passes on), so that a time limit cuts every target's trials rather than the last
+    targets' all."""
+    if deadline is None:
+        return None
+    now = time.monotonic()
+    return now + max(deadline - now, 0.0) / max(targets_left, 1)
 
 
 def _script_only_skeletons(target: TuningTarget, space: KnobSpace, proposed) -> tuple[Skeleton, ...]:
