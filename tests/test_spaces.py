@@ -153,13 +153,16 @@ def test_target_skeleton_is_sized_for_the_targets_vectors(native_vector_bytes, l
     levels = skeleton.level_map
     assert levels["vector_common_parallel"]["oc"] == (lanes, 2 * lanes)
     assert levels["distribution"]["oc"] == (lanes, 2 * lanes, 4 * lanes)
-    assert levels["vector_common_parallel"]["ow"] == (1, 7)
+    assert levels["vector_common_parallel"]["ow"] == (7,)
+    wide = _nhwc_conv(native_vector_bytes, ow=56)
+    (skeleton,) = [s for s in space.library_skeletons(wide) if s.name == "lib:register-block-target"]
+    assert skeleton.level_map["vector_common_parallel"]["ow"] == (4, 7, 8, 14, 28)
     assert not space.check_skeleton(skeleton, root)
 
 
 def test_register_block_past_the_register_file_is_rejected_before_compiling():
     """7 output columns x 4 vectors of channels is 28 accumulators: within AVX-512's 32
-    registers, past AVX2's 16."""
+    registers, past AVX2's 16. A vector tile must divide its workgroup tile."""
 
     def config(ow, oc):
         return CompilationConfig.make(
@@ -177,6 +180,8 @@ def test_register_block_past_the_register_file_is_rejected_before_compiling():
     assert any("accumulators" in e for e in space.check_config(config(7, 64), avx2))
     assert not space.check_config(config(7, 16), avx2)
     assert any("accumulators" in e for e in space.check_config(config(7, 64 * 3), avx512))
+    # Part of a 7-wide row: the remainder would run unvectorised.
+    assert any("does not divide the workgroup tile 7 of loop ow" in e for e in space.check_config(config(2, 16), avx2))
 
 
 def test_multi_loop_contraction_gets_every_skeleton(tmp_path):
