@@ -154,10 +154,11 @@ def test_target_skeleton_is_sized_for_the_targets_vectors(native_vector_bytes, l
     assert levels["vector_common_parallel"]["oc"] == (lanes, 2 * lanes)
     assert levels["distribution"]["oc"] == (lanes, 2 * lanes, 4 * lanes)
     assert levels["vector_common_parallel"]["ow"] == (7,)
+    assert not space.check_skeleton(skeleton, root)
     wide = _nhwc_conv(native_vector_bytes, ow=56)
     (skeleton,) = [s for s in space.library_skeletons(wide) if s.name == "lib:register-block-target"]
     assert skeleton.level_map["vector_common_parallel"]["ow"] == (4, 7, 8, 14, 28)
-    assert not space.check_skeleton(skeleton, root)
+    assert not space.check_skeleton(skeleton, wide)
 
 
 def test_register_block_past_the_register_file_is_rejected_before_compiling():
