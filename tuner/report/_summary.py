@@ -180,7 +180,7 @@ _NAMED_FAMILIES = ("conv2d", "depthwise", "pooling")
 
 
 def _target_flops(target) -> int | None:
-    flops = op_flops(target.root.family, loop_bounds(target.root))
+    flops = op_flops(target.root.family, [loop.bound for loop in target.root.loops])
     return flops * len(target.dispatches) if flops else None
 
 
