@@ -51,7 +51,8 @@ class OpFamily(abc.ABC):
     # so that a flag set's certain gain is not traded for an optimistic guess.
     expected_gain: ClassVar[float] = 1.2
     # Floating-point operations per point of the op's iteration space (2: a multiply and an
-    # add; None where the loops alone do not say, as for attention's two products).
+    # add; None where the loops alone do not say, as for attention's two products, or where
+    # the op is memory-bound and GFLOP/s says nothing of its speed, as for reductions).
     flops_per_point: ClassVar[int | None] = 2
 
     @abc.abstractmethod

@@ -150,7 +150,7 @@ class PoolingFamily(OpFamily):
 
     name = "pooling"
     expected_gain = 1.1
-    flops_per_point = 1
+    flops_per_point = None  # memory-bound: its speed is bytes, not flops
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"kh", "kw"})
     prompt_notes = (
         "Pooling (max/sum over a kh x kw window per channel): vectorise along the loop contiguous in the "

@@ -19,7 +19,7 @@ from ._base import OpFamily, Recognised, operands_matcher
 class ReductionFamily(OpFamily):
     name = "reduction"
     expected_gain = 1.1
-    flops_per_point = 1
+    flops_per_point = None  # memory-bound: its speed is bytes, not flops
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"red"})
     prompt_notes = (
         "A linalg.generic reduction (layer norm, softmax, pooling) on DoubleTilingExpert: distribution and "
