@@ -304,17 +304,17 @@ def _tuned_source(summary: dict) -> str:
 
 
 def _gflops(row: dict) -> str:
-    """The target's speed in the model, from its op's loops and the in-model times (the
-    confirmation's when there is one, else the analysis profile's default)."""
+    """The target's speed in the model: its op's flops over the analysis profile's time, and
+    tuned, that times the speed-up the export measured in the model (the confirmation's
+    profile is its own, with rounds of its own: only its ratio is comparable)."""
     flops = row.get("flops")
-    if not flops:
+    if not flops or not row.get("default_ns"):
         return "-"
+    default = flops / row["default_ns"]
     in_model = row.get("in_model_ns")
-    default_ns = in_model[0] if in_model else row["default_ns"]
-    text = f"{flops / default_ns:.0f}" if default_ns else "-"
     if in_model and row.get("status") == "tuned" and in_model[1]:
-        text += f" -> {flops / in_model[1]:.0f}"
-    return text
+        return f"{default:.0f} -> {default * in_model[0] / in_model[1]:.0f}"
+    return f"{default:.0f}"
 
 
 def _yardstick_lines(yardstick: dict | None) -> list[str]:
