@@ -27,6 +27,7 @@ NAMES = {
 
 
 def _targets(tmp_path: pathlib.Path, flags: list[str]) -> dict[str, TuningTarget]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     built = iree.compile_model(MODEL, tmp_path / "d.vmfb", flags, configs_dir=tmp_path / "cfg")
     assert built.ok, built.error
     return {
