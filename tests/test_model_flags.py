@@ -51,7 +51,8 @@ def test_batch1_conv_model_is_tuned_under_im2col(tmp_path):
         f"model: {{format: mlir, path: {DATA / 'conv_batch1.mlir'}, inputs: [1x18x18x16xf32, 3x3x16x32xf32]}}\n"
         "budget: {trials_per_dispatch: 3, confirm_rounds: 3}\n"
         # The im2col route alone (the script route is tests/test_transform_dialect.py's).
-        "search: {tune_model_flags: true, pipeline_trials: 0, transform_dialect_only_route: false}\n"
+        "search: {tune_model_flags: true, pipeline_trials: 0, transform_dialect_only_route: false,"
+        " named_batch1_convs: false}\n"
     )
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr

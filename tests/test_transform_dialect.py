@@ -4,6 +4,7 @@ validated with iree-opt, compiled with a timeout and checked like every candidat
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import time
 
@@ -202,7 +203,8 @@ def test_a_script_reaches_a_batch1_conv(tmp_path):
 def test_tune_takes_a_batch1_conv_by_script_alone(tmp_path):
     """With the tier off, a batch-1 conv is still tuned, by scripts only, against IREE's
     default; `transform_dialect_only_route: false` leaves it untuned as before."""
-    config = mlir_job(tmp_path, "b1", BATCH1, BATCH1_INPUTS, 4)
+    # The script route is for batch-1 convs that are not named between the build's halves.
+    config = mlir_job(tmp_path, "b1", BATCH1, BATCH1_INPUTS, 4, ", named_batch1_convs: false")
     proc = run_tune(config)
     assert proc.returncode == 0, proc.stderr
     job = load_config(config)
@@ -223,10 +225,35 @@ def test_tune_takes_a_batch1_conv_by_script_alone(tmp_path):
     assert row["op_kind"] == "conv2d" and row["trials"] == 4
 
     (tmp_path / "off").mkdir()
-    off = mlir_job(tmp_path / "off", "b1off", BATCH1, BATCH1_INPUTS, 4, ", transform_dialect_only_route: false")
+    off = mlir_job(
+        tmp_path / "off",
+        "b1off",
+        BATCH1,
+        BATCH1_INPUTS,
+        4,
+        ", transform_dialect_only_route: false, named_batch1_convs: false",
+    )
     proc = run_tune(off)
     assert proc.returncode == 0, proc.stderr
     assert optuna.get_all_study_summaries(load_config(off).storage) == []
+
+
+def test_tune_takes_a_named_batch1_conv_with_iree_pipelines(tmp_path):
+    """By default the batch-1 conv is named between the build's halves: IREE's pipeline
+    configs reach it, no script is needed, and the export ships the prepared second half."""
+    config = mlir_job(tmp_path, "b1n", BATCH1, BATCH1_INPUTS, 4)
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr
+    job = load_config(config)
+    (study,) = optuna.get_all_study_summaries(job.storage)
+    assert not study.study_name.endswith(":td")
+    summary = json.loads((tmp_path / "reports" / "b1n" / "summary.json").read_text())
+    (row,) = summary["dispatches"]
+    assert row["op_name"] == "linalg.conv_2d_nhwc_hwcf" and row["trials"] == 4
+    statuses = row["trial_statuses"]
+    assert statuses.get("ok", 0) >= 2 and not statuses.get("not_applied"), statuses
+    assert summary["prepared_model"] and pathlib.Path(summary["prepared_model"]).exists()
+    assert iree.NAMED_BATCH1_FLAG not in summary["default_flags"]
 
 
 def test_no_script_for_a_target_fused_differently_in_its_dispatches(tmp_path):
