@@ -135,3 +135,7 @@ def test_prepared_model_builds_with_stock_iree_compile_and_keeps_the_spec(tmp_pa
     )
     conv = [d for d in read_configured_executables(configs).values() if d.root and d.root.family == "conv2d"]
     assert [d.root.default_config for d in conv] == [config]
+    # Built again through the tuner's own compile (as compare.py does): the shipped file stays.
+    flags = ["--compile-from=global-optimization", *iree.target_flags("host")]
+    assert iree.compile_model(prepared, tmp_path / "again.vmfb", flags, spec=spec).ok
+    assert prepared.exists()

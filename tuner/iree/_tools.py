@@ -204,6 +204,7 @@ def compile_model(
     global _COMPILES
     with _COMPILES_LOCK:
         _COMPILES += 1
+    prepared = None  # the second half this build made for itself, removed after it
     if NAMED_BATCH1_FLAG in flags:
         flags = [f for f in flags if f != NAMED_BATCH1_FLAG]
         if not any(f.startswith(("--compile-from=", "--compile-mode=")) for f in flags):
@@ -214,8 +215,8 @@ def compile_model(
     try:
         return _compile(source, output, flags, spec, configs_dir, keep_configs, timeout_s)
     finally:
-        if source.name.endswith(".prepared.mlirbc"):
-            source.unlink(missing_ok=True)
+        if prepared is not None:
+            prepared.unlink(missing_ok=True)
 
 
 def _compile(
