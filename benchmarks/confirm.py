@@ -77,7 +77,8 @@ def main() -> int:
     entry = summary["entry"]
     # The same runtime settings for every build: only the compiled code differs.
     runtime = [f"--function={entry}", "--device=local-task", f"--task_topology_max_group_count={args.threads}", *inputs]
-    builds = {"default": [*summary["default_flags"]]}
+    # Each build's iree-compile arguments before its output, its input first.
+    builds = {"default": [model, *summary["default_flags"]]}
     for report, other in zip(args.reports, summaries, strict=True):
         if pathlib.Path(other["model_mlir"]).read_bytes() != pathlib.Path(model).read_bytes():
             parser.error(f"{report}: another model than {args.reports[0]}'s")
@@ -85,7 +86,8 @@ def main() -> int:
         flags = [f for f in (report / "compile_flags.txt").read_text().splitlines() if f.strip()]
         name = "tuned" if len(args.reports) == 1 else f"tuned:{other['job']}"
         # Batch-1 convs named: the spec matches the exported second half of the model.
-        source = [other["prepared_model"], "--compile-from=global-optimization"] if other.get("prepared_model") else []
+        prepared = other.get("prepared_model")
+        source = [prepared, "--compile-from=global-optimization"] if prepared else [model]
         builds[name] = [
             *source,
             *summary["default_flags"],
@@ -96,10 +98,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
             outputs: dict[str, list[np.ndarray]] = {}
-            for name, build_flags in builds.items():
+            for name, arguments in builds.items():
                 vmfb = tmp / f"{name}.vmfb"
-                source = [] if build_flags and build_flags[0].endswith(".mlirbc") else [model]
-                _tool(["iree-compile", *source, *build_flags, "-o", str(vmfb)], f"the {name} build", COMPILE_TIMEOUT_S)
+                _tool(["iree-compile", *arguments, "-o", str(vmfb)], f"the {name} build", COMPILE_TIMEOUT_S)
                 # Every result of one call (counted from the module, or from a run for torch
                 # imports whose `main` carries no ABI declaration).
                 run = iree.run_model(

@@ -33,15 +33,15 @@ def test_a_time_limit_is_shared_between_the_targets_left():
     what a target leaves unused goes to the ones after it."""
     import time
 
-    from tuner.search._run import _share_of_time_left
+    from tuner.search import share_of_time_left
 
     now = time.monotonic()
-    assert _share_of_time_left(None, 3) is None
-    first = _share_of_time_left(now + 300, 3)
+    assert share_of_time_left(None, 3) is None
+    first = share_of_time_left(now + 300, 3)
     assert abs(first - (now + 100)) < 1
-    last = _share_of_time_left(now + 300, 1)
+    last = share_of_time_left(now + 300, 1)
     assert abs(last - (now + 300)) < 1
-    assert _share_of_time_left(now - 5, 2) <= time.monotonic()  # past the limit: none left
+    assert share_of_time_left(now - 5, 2) <= time.monotonic()  # past the limit: none left
 
 
 def test_report_gives_each_target_its_gflops_beside_the_yardstick():

@@ -46,6 +46,7 @@ from .search import (
     search_pipelines,
     search_targets,
     settle,
+    share_of_time_left,
 )
 from .spaces import FlagCandidate, flag_candidates
 
@@ -163,7 +164,7 @@ def _search_pipelines(
         min_gain=min_gain,
         # A third of the time left: the fixed flag sets, the dispatch search and the export
         # still follow (on a 224x224 MobileNet it took half of a 20-minute limit uncapped).
-        deadline=None if ctx.deadline is None else time.monotonic() + (ctx.deadline - time.monotonic()) / 3,
+        deadline=share_of_time_left(ctx.deadline, 3),
     )
     carried = [
         FlagCandidate(f"searched-{i + 1}", tuple(space.flags(t.pipeline)), t.pipeline.describe())

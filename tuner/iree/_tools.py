@@ -156,7 +156,7 @@ def target_flags(cpu: str, extra: tuple[str, ...] = ()) -> list[str]:
 # A model-level flag of schedtune's own, not iree-compile's: build in two halves, with the
 # batch-1 convs and pools named again in between (`_batch1`), so that a tuning spec reaches them.
 NAMED_BATCH1_FLAG = "--schedtune-named-batch1-convs"
-_NOTHING_NAMED = "nothing to rewrite"  # what `python -m tuner.iree._batch1` prints then
+_NOTHING_NAMED = "nothing to rewrite"  # what `_batch1` run as a program prints then
 
 _COMPILES = 0
 _COMPILES_LOCK = threading.Lock()  # trial compiles run in a thread pool
@@ -208,9 +208,11 @@ def compile_model(
     if NAMED_BATCH1_FLAG in flags:
         flags = [f for f in flags if f != NAMED_BATCH1_FLAG]
         if not any(f.startswith(("--compile-from=", "--compile-mode=")) for f in flags):
-            prepared = _prepare_named_batch1(source, output, flags, timeout_s)
-            if isinstance(prepared, CompileResult):
-                return prepared
+            prepared = output.with_name(output.name + ".prepared.mlirbc")
+            named = _named_half(source, prepared, flags, timeout_s)
+            if isinstance(named, CompileResult):
+                prepared.unlink(missing_ok=True)
+                return named
             source, flags = prepared, ["--compile-from=global-optimization", *flags]
     try:
         return _compile(source, output, flags, spec, configs_dir, keep_configs, timeout_s)
@@ -243,20 +245,30 @@ def _compile(
             shutil.rmtree(configs_dir, ignore_errors=True)
         args += ["--iree-codegen-add-tuner-attributes", f"--iree-hal-dump-executable-configurations-to={configs_dir}"]
     start = time.monotonic()
+    proc, failure = _run_step("iree-compile", args, timeout_s, output.parent, start)
+    if failure is not None:
+        return failure
+    return CompileResult("ok", output, configs_dir, time.monotonic() - start, log=proc.stderr)
+
+
+def _run_step(
+    what: str, args: list[str], timeout_s: float, writes_to: pathlib.Path, start: float
+) -> tuple[subprocess.CompletedProcess | None, CompileResult | None]:
+    """One tool of a build: its process, or the build's failure (timeout, crash or error, with
+    the informative end of its output) counted from `start`."""
     try:
-        proc = _run(args, timeout_s, writes_to=output.parent)
+        proc = _run(args, timeout_s, writes_to=writes_to)
     except subprocess.TimeoutExpired:
-        return CompileResult(
-            "timeout", None, None, time.monotonic() - start, f"iree-compile timed out after {timeout_s:.0f} s"
+        return None, CompileResult(
+            "timeout", None, None, time.monotonic() - start, f"{what} timed out after {timeout_s:.0f} s"
         )
-    seconds = time.monotonic() - start
-    if proc.returncode != 0:
-        status = "crash" if proc.returncode < 0 else "error"
-        detail = _tail(proc.stderr) or f"exit code {proc.returncode}"
-        if proc.returncode < 0:
-            detail = f"iree-compile died with signal {-proc.returncode}\n{detail}"
-        return CompileResult(status, None, None, seconds, detail)
-    return CompileResult("ok", output, configs_dir, seconds, log=proc.stderr)
+    if proc.returncode == 0:
+        return proc, None
+    detail = _tail(proc.stderr) or f"exit code {proc.returncode}"
+    if proc.returncode < 0:
+        detail = f"{what} died with signal {-proc.returncode}\n{detail}"
+    status = "crash" if proc.returncode < 0 else "error"
+    return proc, CompileResult(status, None, None, time.monotonic() - start, detail)
 
 
 def prepare_named_batch1(
@@ -265,7 +277,18 @@ def prepare_named_batch1(
     """Writes `prepared`: the model after IREE's global optimisation under `flags`, with its
     batch-1 convs and pools named again (`_batch1`), which `--compile-from=global-optimization`
     builds with stock iree-compile. Returns what was named ("" when nothing); raises ToolError
-    (or TimeoutExpired) when a step fails."""
+    when a step fails or times out."""
+    named = _named_half(source, prepared, flags, timeout_s)
+    if isinstance(named, CompileResult):
+        raise ToolError(named.error)
+    return named
+
+
+def _named_half(
+    source: pathlib.Path, prepared: pathlib.Path, flags: list[str], timeout_s: float
+) -> str | CompileResult:
+    """`prepare_named_batch1`, with a failure returned as the build's."""
+    start = time.monotonic()
     optimised = prepared.with_name(prepared.name + ".global-opt.mlirbc")
     first_half = [f for f in flags if f != NAMED_BATCH1_FLAG and not f.startswith("--compile-to=")]
     steps = [
@@ -274,37 +297,17 @@ def prepare_named_batch1(
             [tool("iree-compile"), str(source), *first_half, "--compile-to=global-optimization"]
             + ["--emit-mlir-bytecode", "-o", str(optimised)],
         ),
-        ("naming batch-1 convs", [sys.executable, "-m", "tuner.iree._batch1", str(optimised), str(prepared)]),
+        ("naming batch-1 convs", [sys.executable, "-m", f"{__package__}._batch1", str(optimised), str(prepared)]),
     ]
     try:
         for what, step in steps:
-            proc = _run(step, timeout_s, writes_to=prepared.parent)
-            if proc.returncode != 0:
-                detail = _tail(proc.stderr) or f"exit code {proc.returncode}"
-                if proc.returncode < 0:
-                    detail = f"{what} died with signal {-proc.returncode}\n{detail}"
-                raise ToolError(f"{what}: {detail}")
+            proc, failure = _run_step(what, step, timeout_s, prepared.parent, start)
+            if failure is not None:
+                return failure
     finally:
         optimised.unlink(missing_ok=True)
     named = proc.stdout.strip()
     return "" if named == _NOTHING_NAMED else named
-
-
-def _prepare_named_batch1(
-    source: pathlib.Path, output: pathlib.Path, flags: list[str], timeout_s: float
-) -> pathlib.Path | CompileResult:
-    """`prepare_named_batch1` beside `output`, for the second half of a build; a failure is
-    returned as the build's."""
-    start = time.monotonic()
-    prepared = output.with_name(output.name + ".prepared.mlirbc")
-    try:
-        prepare_named_batch1(source, prepared, flags, timeout_s)
-        return prepared
-    except subprocess.TimeoutExpired:
-        return CompileResult("timeout", None, None, time.monotonic() - start, f"timed out after {timeout_s:.0f} s")
-    except ToolError as exc:
-        status = "crash" if "died with signal" in str(exc) else "error"
-        return CompileResult(status, None, None, time.monotonic() - start, str(exc))
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds
 from ._flags import FlagDecision, choose_flags
 from ._pipelines import PipelineEvaluator, PipelineResult, PipelineSearch, measured_pipelines, search_pipelines
 from ._race import race
-from ._run import SearchResult, SearchSettings, search_targets
+from ._run import SearchResult, SearchSettings, search_targets, share_of_time_left
 from ._study import TargetOutcome, join_study, make_sampler, recover_lost_trials, settle, summarize, tune_target
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "search_pipelines",
     "search_targets",
     "settle",
+    "share_of_time_left",
     "summarize",
     "tune_target",
 ]

@@ -130,7 +130,7 @@ def search_targets(
             quota=quota,
             sampler=settings.sampler,
             seed=settings.seed,
-            deadline=_share_of_time_left(settings.deadline, len(targets) - i),
+            deadline=share_of_time_left(settings.deadline, len(targets) - i),
             progress=lambda d, n, b, task=task: progress.update(task, d, n, None if b is None else b / 1e6),
         )
         progress.update(task, outcome.trials, trials, None if outcome.best_ns is None else outcome.best_ns / 1e6)
@@ -138,14 +138,14 @@ def search_targets(
     return SearchResult(outcomes, skipped, fallbacks)
 
 
-def _share_of_time_left(deadline: float | None, targets_left: int) -> float | None:
-    """This target's deadline: an equal share of the time left (what an earlier target did not
-    use passes on), so that a time limit cuts every target's trials rather than the last
-    targets' all."""
+def share_of_time_left(deadline: float | None, parts: int) -> float | None:
+    """A deadline for one of `parts` equal shares of the time left before `deadline` (None:
+    no limit). Given to each target in turn, what an earlier one did not use passes on, so a
+    time limit cuts every target's trials rather than the last targets' all."""
     if deadline is None:
         return None
     now = time.monotonic()
-    return now + max(deadline - now, 0.0) / max(targets_left, 1)
+    return now + max(deadline - now, 0.0) / max(parts, 1)
 
 
 def _script_only_skeletons(target: TuningTarget, space: KnobSpace, proposed) -> tuple[Skeleton, ...]:
