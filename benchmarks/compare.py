@@ -35,10 +35,10 @@ import numpy as np
 THREADS = 2  # default thread count of every runner, IREE's task-system workers included
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from tuner import iree  # noqa: E402
-from tuner.config import ConfigError, load_config  # noqa: E402
-from tuner.evaluation import outputs_match  # noqa: E402
-from tuner.frontend import import_model  # noqa: E402
+from schedtune import iree  # noqa: E402
+from schedtune.builds import outputs_match  # noqa: E402
+from schedtune.config import ConfigError, load_config  # noqa: E402
+from schedtune.frontend import import_model  # noqa: E402
 
 
 class Runner:
@@ -218,7 +218,7 @@ def _torch_runners(
 ) -> tuple[list[Runner], pathlib.Path | None]:
     import torch
 
-    from tuner.frontend._torch_export import load_factory
+    from schedtune.frontend._torch_export import load_factory
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from tuner import iree  # noqa: E402
-from tuner.evaluation import outputs_match  # noqa: E402
+from schedtune import iree  # noqa: E402
+from schedtune.builds import outputs_match  # noqa: E402
 
 THREADS = 2
 COMPILE_TIMEOUT_S = 900

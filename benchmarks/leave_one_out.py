@@ -28,13 +28,15 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def _tune(config: pathlib.Path, output: pathlib.Path, *extra: str) -> float:
     start = time.monotonic()
-    cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--output", str(output), "--quiet", *extra]
+    cmd = [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--output", str(output), "--quiet", *extra]
     subprocess.run(cmd, check=True, cwd=REPO)
     return time.monotonic() - start
 
 
 def _db(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "tuner.cli", "db", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "schedtune.cli", "db", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL
+    )
 
 
 def _speedups(summary: dict) -> tuple[float, float]:

@@ -22,16 +22,16 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tuner import _pipeline as stages  # noqa: E402
-from tuner.config import load_config  # noqa: E402
-from tuner.dispatches import analyze_model  # noqa: E402
-from tuner.evaluation import Cache  # noqa: E402
-from tuner.pipelines import load_pipeline_space, pipeline_error  # noqa: E402
-from tuner.proposers import PipelineRequest  # noqa: E402
-from tuner.proposers.llm import LLMProposer  # noqa: E402
-from tuner.proposers.llm._client import LLMClient  # noqa: E402
-from tuner.proposers.llm._local import MODEL_ALIAS, LocalServer  # noqa: E402
-from tuner.spaces import flag_candidates  # noqa: E402
+from schedtune import _pipeline as stages  # noqa: E402
+from schedtune.config import load_config  # noqa: E402
+from schedtune.dispatches import analyze_model  # noqa: E402
+from schedtune.pipelines import load_pipeline_space, pipeline_error  # noqa: E402
+from schedtune.proposers import PipelineRequest  # noqa: E402
+from schedtune.proposers.llm import LLMProposer  # noqa: E402
+from schedtune.proposers.llm._client import LLMClient  # noqa: E402
+from schedtune.proposers.llm._local import MODEL_ALIAS, LocalServer  # noqa: E402
+from schedtune.spaces import flag_candidates  # noqa: E402
+from schedtune.store import Cache  # noqa: E402
 
 
 def main() -> int:

@@ -56,9 +56,9 @@ def main() -> int:
         build_default_and_tuned,
     )
 
-    from tuner import iree
-    from tuner.config import ConfigError, load_config
-    from tuner.evaluation import outputs_match
+    from schedtune import iree
+    from schedtune.builds import outputs_match
+    from schedtune.config import ConfigError, load_config
 
     try:
         job = load_config(args.config, output_override=args.output)

@@ -18,7 +18,7 @@ import warnings
 
 import optuna
 
-from tuner.evaluation import Cache, cache_key
+from schedtune.store import Cache, cache_key
 
 
 def main() -> None:

@@ -37,11 +37,11 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tuner import _pipeline as stages  # noqa: E402
-from tuner.config import load_config  # noqa: E402
-from tuner.pipelines import PassStep, Pipeline, load_pipeline_space, pipeline_error  # noqa: E402
-from tuner.search import choose_flags  # noqa: E402
-from tuner.spaces import FlagCandidate  # noqa: E402
+from schedtune import _pipeline as stages  # noqa: E402
+from schedtune.config import load_config  # noqa: E402
+from schedtune.pipelines import PassStep, Pipeline, load_pipeline_space, pipeline_error  # noqa: E402
+from schedtune.search import choose_flags  # noqa: E402
+from schedtune.spaces import FlagCandidate  # noqa: E402
 
 
 def _best(rows: list[dict], names: set[str]) -> dict | None:
@@ -130,7 +130,7 @@ def tune_both(config: pathlib.Path, out: pathlib.Path, trials: int) -> dict:
         path.write_text(yaml.safe_dump(job))
         start = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "tuner.cli", "--config", str(path), "--quiet"],
+            [sys.executable, "-m", "schedtune.cli", "--config", str(path), "--quiet"],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -16,20 +16,20 @@ import tempfile
 
 from tabulate import tabulate
 
-from tuner import iree
-from tuner.config import load_config
-from tuner.dispatches import TuningTarget, read_configured_executables
-from tuner.frontend import import_model
-from tuner.knowledge import retrieve_notes
-from tuner.proposers.llm._prompt import build_messages
-from tuner.spaces import load_space
+from schedtune import iree
+from schedtune.config import load_config
+from schedtune.dispatches import TuningTarget, read_configured_executables
+from schedtune.frontend import import_model
+from schedtune.knowledge import retrieve_notes
+from schedtune.proposers.llm._prompt import build_messages
+from schedtune.spaces import load_space
 
 
 def tokenizer():
     try:
         import llama_cpp
 
-        from tuner.proposers.llm._local import model_file
+        from schedtune.proposers.llm._local import model_file
 
         llm = llama_cpp.Llama(model_path=str(model_file()), vocab_only=True, verbose=False)
         return lambda messages: len(

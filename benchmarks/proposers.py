@@ -27,12 +27,14 @@ import warnings
 import optuna
 from tabulate import tabulate
 
-from tuner import iree
-from tuner.dispatches import find_targets, read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
-from tuner.search import tune_target
-from tuner.spaces import load_space
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import find_targets, read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.proposers import HeuristicProposer, ProposalRequest, default_values
+from schedtune.search import tune_target
+from schedtune.spaces import load_space
+from schedtune.store import Cache
 
 HERE = pathlib.Path(__file__).resolve().parent
 DISPATCHES = {
@@ -91,8 +93,8 @@ def main() -> int:
 
     llm = None
     if not args.no_llm:
-        from tuner.config import ProposerSpec
-        from tuner.proposers.llm import make_llm_proposer
+        from schedtune.config import ProposerSpec
+        from schedtune.proposers.llm import make_llm_proposer
 
         spec = ProposerSpec(
             kind="llm",

@@ -24,13 +24,15 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tuner import iree  # noqa: E402
-from tuner.dispatches import analyze_model, find_targets  # noqa: E402
-from tuner.evaluation import Cache, Evaluator, ModelContext  # noqa: E402
-from tuner.proposers import HeuristicProposer, ProposalRequest, default_values  # noqa: E402
-from tuner.search import tune_target  # noqa: E402
-from tuner.spaces import load_space  # noqa: E402
-from tuner.spec import TRANSFORM_DIALECT, render_spec  # noqa: E402
+from schedtune import iree  # noqa: E402
+from schedtune.builds import ModelContext  # noqa: E402
+from schedtune.dispatches import analyze_model, find_targets  # noqa: E402
+from schedtune.evaluation import Evaluator  # noqa: E402
+from schedtune.proposers import HeuristicProposer, ProposalRequest, default_values  # noqa: E402
+from schedtune.search import tune_target  # noqa: E402
+from schedtune.spaces import load_space  # noqa: E402
+from schedtune.spec import TRANSFORM_DIALECT, render_spec  # noqa: E402
+from schedtune.store import Cache  # noqa: E402
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def _run(config: pathlib.Path, mode: str, output: pathlib.Path, max_minutes: flo
     job = output / f"{mode}.yaml"
     output.mkdir(parents=True, exist_ok=True)
     job.write_text(yaml.safe_dump(raw))
-    cmd = [sys.executable, "-m", "tuner.cli", "--config", str(job), "--output", str(output / mode), "--quiet"]
+    cmd = [sys.executable, "-m", "schedtune.cli", "--config", str(job), "--output", str(output / mode), "--quiet"]
     if max_minutes is not None:
         cmd += ["--max-minutes", str(max_minutes)]
     start = time.monotonic()
@@ -121,11 +121,11 @@ def _interleaved(job_file: pathlib.Path, report: pathlib.Path, trials: dict[str,
     """Configs rebuilt both ways and profiled interleaved: executable / whole-model time."""
     import dataclasses
 
-    from tuner import iree
-    from tuner.config import load_config
-    from tuner.dispatches import analyze_model
-    from tuner.evaluation import ModelContext
-    from tuner.spec import CompilationConfig, render_spec
+    from schedtune import iree
+    from schedtune.builds import ModelContext
+    from schedtune.config import load_config
+    from schedtune.dispatches import analyze_model
+    from schedtune.spec import CompilationConfig, render_spec
 
     job = load_config(job_file)
     summary = json.loads((report / "summary.json").read_text())

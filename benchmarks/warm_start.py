@@ -40,7 +40,7 @@ def _job(config: pathlib.Path, out: pathlib.Path, name: str, seed: int, trials: 
 
 
 def _run(args: list[str]) -> None:
-    subprocess.run([sys.executable, "-m", "tuner.cli", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "schedtune.cli", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:

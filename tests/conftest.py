@@ -49,7 +49,7 @@ def kill_9_when(cmd: list[str], stderr_path: pathlib.Path, ready, *, poll_s: flo
 def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.CompletedProcess:
     """The real `tune` command in a child process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", *extra],
+        [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet", *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,7 +59,7 @@ def run_tune(config, *extra: str, env=None, timeout: float = 900) -> subprocess.
 
 def matmul_config(loop_peeling: bool = True):
     """A legal, non-default config of the tiny matmul (64x96x128)."""
-    from tuner.spec import CompilationConfig
+    from schedtune.spec import CompilationConfig
 
     tiles = {
         "distribution": [32, 32, 0],
@@ -194,8 +194,8 @@ FREE_STATUSES = {None, "constraint", "duplicate", "in_progress", "over_budget", 
 
 def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str, flags: tuple[str, ...] = ()):
     """The one tuning target of `family` in `model`, from a real build (default flags + `flags`)."""
-    from tuner import iree
-    from tuner.dispatches import TuningTarget, read_configured_executables
+    from schedtune import iree
+    from schedtune.dispatches import TuningTarget, read_configured_executables
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     flags = [*iree.target_flags("host"), *flags]
@@ -209,8 +209,10 @@ def target_of(model: pathlib.Path, tmp_path: pathlib.Path, family: str, flags: t
 
 def matmul_setup(tmp_path: pathlib.Path):
     """The tiny matmul's tuning target and an evaluator on a SQLite study database: (target, url, evaluator)."""
-    from tuner import iree
-    from tuner.evaluation import Cache, Evaluator, ModelContext
+    from schedtune import iree
+    from schedtune.builds import ModelContext
+    from schedtune.evaluation import Evaluator
+    from schedtune.store import Cache
 
     target = target_of(DATA / "matmul.mlir", tmp_path, "matmul")
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -232,8 +234,8 @@ def check_exported_spec(report_dir: pathlib.Path) -> str:
     matcher per kept target with that target's winning config, and nothing else."""
     import json
 
-    from tuner import iree
-    from tuner.spec import CompilationConfig
+    from schedtune import iree
+    from schedtune.spec import CompilationConfig
 
     summary = json.loads((report_dir / "summary.json").read_text())
     spec = (report_dir / "tuning_spec.mlir").read_text()
@@ -259,7 +261,7 @@ def fake_tool(monkeypatch):
     """Put a fault-injecting wrapper in place of one IREE tool, in this process."""
 
     def use(tool_name: str, fake: str) -> None:
-        from tuner import iree
+        from schedtune import iree
 
         real = iree.tool(tool_name)
         monkeypatch.setenv(f"SCHEDTUNE_{tool_name.upper().replace('-', '_')}", str(FAKES / fake))
@@ -268,7 +270,7 @@ def fake_tool(monkeypatch):
         iree.compiler_version.cache_clear()
 
     yield use
-    from tuner import iree
+    from schedtune import iree
 
     iree.tool.cache_clear()
     iree.compiler_version.cache_clear()

@@ -7,11 +7,13 @@ import dataclasses
 
 import pytest
 
-from tuner import iree
-from tuner.dispatches import read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.spaces import load_space
-from tuner.spec import CompilationConfig, render_spec
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.spaces import load_space
+from schedtune.spec import CompilationConfig, render_spec
+from schedtune.store import Cache
 
 from .conftest import DATA, target_of
 
@@ -145,8 +147,8 @@ def test_attention_winner_is_carried_into_a_data_tiled_build(tmp_path):
     """Data tiling leaves the attention dispatch as it was: its tuned config goes with the
     data-tiled build (re-targeted at that build's dispatches and applied there), while the
     matmul's config, whose op data tiling replaced by an mmt4d, stays behind."""
-    from tuner.dispatches import analyze_model
-    from tuner.export import carry_winners
+    from schedtune.dispatches import analyze_model
+    from schedtune.export import carry_winners
 
     model = DATA / "attention_matmul.mlir"
     inputs = iree.save_inputs(("2x4x32x16xf32",) * 3 + ("16x24xf32",), tmp_path / "in", 0)

@@ -9,7 +9,7 @@ import subprocess
 import optuna
 import pytest
 
-from tuner import iree
+from schedtune import iree
 
 from .conftest import DATA, FREE_STATUSES, counted_trials, run_tune
 

@@ -8,11 +8,13 @@ import subprocess
 
 import pytest
 
-from tuner import iree
-from tuner.dispatches import TuningTarget, read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
-from tuner.iree._batch1 import name_batch1_convs
-from tuner.spec import CompilationConfig, render_spec
+from schedtune import iree
+from schedtune.builds import ModelContext, outputs_match
+from schedtune.dispatches import TuningTarget, read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.iree._batch1 import name_batch1_convs
+from schedtune.spec import CompilationConfig, render_spec
+from schedtune.store import Cache
 
 from .conftest import DATA
 

@@ -15,12 +15,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from tuner import iree
-from tuner.dispatches import analyze_model
-from tuner.evaluation import Cache, Evaluator, ModelContext, TrialStatus, outputs_match
-from tuner.export import confirm, select_winners
-from tuner.search import TargetOutcome
-from tuner.spec import CompilationConfig
+from schedtune import iree
+from schedtune.builds import ModelContext, outputs_match
+from schedtune.dispatches import analyze_model
+from schedtune.evaluation import Evaluator
+from schedtune.export import confirm, select_winners
+from schedtune.search import TargetOutcome
+from schedtune.spec import CompilationConfig
+from schedtune.store import Cache, TrialStatus
 
 from .conftest import DATA, FAKES, matmul_config, run_tune, target_of
 
@@ -173,7 +175,7 @@ def test_export_survives_a_compiler_that_hangs_on_the_merged_build(tmp_path, fak
     cache = Cache(f"sqlite:///{tmp_path / 'c.db'}")
     built = iree.compile_model(DATA / "two_matmuls.mlir", tmp_path / "d.vmfb", FLAGS, configs_dir=tmp_path / "cfg")
     assert built.ok
-    from tuner.dispatches import TuningTarget, read_configured_executables
+    from schedtune.dispatches import TuningTarget, read_configured_executables
 
     targets = [
         TuningTarget(d.root, (n,), 1.0, 0.5, (d.source_hash,))

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from tuner.config import ConfigError, load_config
+from schedtune.config import ConfigError, load_config
 
 
 def _tune(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "schedtune.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_valid_config_loads_with_defaults(write_job, tmp_path):

@@ -8,12 +8,12 @@ import json
 import optuna
 import pytest
 
-from tuner import iree
-from tuner.config import load_config
-from tuner.families import FAMILIES
-from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
-from tuner.search import attrs
-from tuner.spaces import load_space
+from schedtune import iree
+from schedtune.config import load_config
+from schedtune.families import FAMILIES
+from schedtune.proposers import HeuristicProposer, ProposalRequest, default_values
+from schedtune.spaces import load_space
+from schedtune.store import attrs
 
 from .conftest import DATA, mlir_job, run_tune, target_of
 

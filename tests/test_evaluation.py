@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tuner import iree
-from tuner.evaluation import Cache, Evaluator, ModelContext, outputs_match
-from tuner.spec import CompilationConfig
+from schedtune import iree
+from schedtune.builds import ModelContext, outputs_match
+from schedtune.evaluation import Evaluator
+from schedtune.spec import CompilationConfig
+from schedtune.store import Cache
 
 from .conftest import DATA, matmul_config, target_of
 
@@ -95,9 +97,9 @@ def test_outputs_match_tolerates_reassociation_only():
 
 def test_batch1_conv_target_is_reported_not_tunable(tmp_path):
     """The search stops after a few not-applied trials and says why, instead of spending the budget."""
-    from tuner.proposers import HeuristicProposer, ProposalRequest
-    from tuner.search import tune_target
-    from tuner.spaces import load_space
+    from schedtune.proposers import HeuristicProposer, ProposalRequest
+    from schedtune.search import tune_target
+    from schedtune.spaces import load_space
 
     target = target_of(DATA / "conv_batch1.mlir", tmp_path, "conv2d")
     evaluator = _evaluator(DATA / "conv_batch1.mlir", ("1x18x18x16xf32", "3x3x16x32xf32"), tmp_path)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.evaluation import TrialStatus, spends_budget
-from tuner.families import FAMILIES, get_family
-from tuner.spaces import load_space
+from schedtune.families import FAMILIES, get_family
+from schedtune.spaces import load_space
+from schedtune.store import TrialStatus, spends_budget
 
 from .conftest import DATA, target_of
 
@@ -51,6 +51,6 @@ def test_only_measured_outcomes_spend_budget():
 )
 def test_element_bytes_reads_mlir_element_types(element_type, size):
     """Vector limits and input sizes rest on it: bf16 and unsigned types once read as 8 bytes."""
-    from tuner.families import element_bytes
+    from schedtune.families import element_bytes
 
     assert element_bytes(element_type) == size

@@ -12,7 +12,7 @@ import pathlib
 import subprocess
 import sys
 
-from tuner import iree
+from schedtune import iree
 
 from .conftest import DATA
 
@@ -31,7 +31,7 @@ def _run_job(tmp_path, tool_name: str, fake: str, *, timeout_s: int = 120) -> di
     env[f"SCHEDTUNE_{tool_name.upper().replace('-', '_')}"] = str(FAKES / fake)
     env["REAL_TOOL"] = iree.tool(tool_name)
     proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"],
+        [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from tuner import iree
-from tuner.config import ConfigError, ModelSpec, load_config
-from tuner.frontend import FrontendError, import_model
+from schedtune import iree
+from schedtune.config import ConfigError, ModelSpec, load_config
+from schedtune.frontend import FrontendError, import_model
 
 from .conftest import COMPARE_ROWS, DATA, REPO, check_exported_spec, run_tune
 
@@ -159,7 +159,7 @@ def test_missing_extra_names_it(tmp_path, write_job, monkeypatch, capsys):
     """Without the onnx package the job stops at once with the pip command for the extra."""
     import importlib.util
 
-    from tuner import cli
+    from schedtune import cli
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))

@@ -11,13 +11,12 @@ import sys
 import optuna
 import pytest
 
-from tuner import history
-from tuner.config import load_config
-from tuner.errors import ConfigError
-from tuner.evaluation import Cache
-from tuner.search import attrs
-from tuner.spaces import load_space, loop_names
-from tuner.spec import CompilationConfig
+from schedtune import history
+from schedtune.config import load_config
+from schedtune.errors import ConfigError
+from schedtune.spaces import load_space, loop_names
+from schedtune.spec import CompilationConfig
+from schedtune.store import Cache, attrs
 
 from .conftest import DATA, REPO, mlir_job, run_tune, target_of, tiny_matmul_job
 
@@ -35,13 +34,13 @@ func.func @main(%a: tensor<48x112xf32>, %b: tensor<112x80xf32>) -> tensor<48x80x
 
 def _db(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "db", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+        [sys.executable, "-m", "schedtune.cli", "db", *args], capture_output=True, text=True, cwd=REPO, timeout=300
     )
 
 
 def _record(root, **changes) -> history.Record:
     """A record of the tiny matmul (64x96x128) as if measured on this machine."""
-    from tuner import iree
+    from schedtune import iree
 
     base = history.Record(
         compiler=iree.compiler_version(),
@@ -69,7 +68,7 @@ def _record(root, **changes) -> history.Record:
 
 
 def _fingerprint():
-    from tuner import iree
+    from schedtune import iree
 
     return {
         "compiler": iree.compiler_version(),

@@ -26,7 +26,7 @@ def test_non_editable_install_runs_the_cnn_job(tmp_path):
         [
             str(python),
             "-c",
-            "import tuner, tuner.spaces as s; print(tuner.__file__); "
+            "import schedtune, schedtune.spaces as s; print(schedtune.__file__); "
             "print(sorted(p.name for p in s.SPACES_DIR.glob('*.yaml'))); "
             "print(sorted(p.name for p in s.SPACES_DIR.glob('pipeline_scripts/*.mlir')))",
         ],

@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from tuner.dispatches import Loop, RootOp, TuningTarget
-from tuner.evaluation import Cache
-from tuner.proposers import ProposalRequest
-from tuner.proposers.llm import LLMProposer, parse_skeletons
-from tuner.proposers.llm._client import LLMClient
-from tuner.proposers.llm._prompt import answer_schema, build_messages
-from tuner.spaces import load_space
-from tuner.spec import CompilationConfig, OpMatcher
+from schedtune.dispatches import Loop, RootOp, TuningTarget
+from schedtune.proposers import ProposalRequest
+from schedtune.proposers.llm import LLMProposer, parse_skeletons
+from schedtune.proposers.llm._client import LLMClient
+from schedtune.proposers.llm._prompt import answer_schema, build_messages
+from schedtune.spaces import load_space
+from schedtune.spec import CompilationConfig, OpMatcher
+from schedtune.store import Cache
 
 from .conftest import DATA
 from .fake_openai import FakeOpenAI
@@ -176,7 +176,7 @@ def test_api_key_used_but_never_written(tmp_path, monkeypatch):
             f"proposer: {{kind: llm, base_url: '{fake.base_url}', model: fake, api_key_env: SCHEDTUNE_TEST_KEY}}\n"
         )
         proc = subprocess.run(
-            [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", "-v"],
+            [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet", "-v"],
             capture_output=True,
             text=True,
             timeout=600,
@@ -193,9 +193,9 @@ def test_api_key_used_but_never_written(tmp_path, monkeypatch):
 
 
 def test_pipeline_repair_round_feeds_back_the_error(tmp_path):
-    from tuner.pipelines import load_pipeline_space, pipeline_error
-    from tuner.proposers import PipelineRequest
-    from tuner.spaces import flag_candidates
+    from schedtune.pipelines import load_pipeline_space, pipeline_error
+    from schedtune.proposers import PipelineRequest
+    from schedtune.spaces import flag_candidates
 
     space = load_pipeline_space().for_families({"matmul"})
     fixed, _ = flag_candidates({"matmul"})

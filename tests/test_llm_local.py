@@ -13,14 +13,16 @@ import sys
 
 import pytest
 
-from tuner import iree
-from tuner.dispatches import TuningTarget, read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.proposers import ProposalRequest
-from tuner.proposers.llm import LLMProposer
-from tuner.proposers.llm._client import LLMClient
-from tuner.proposers.llm._local import MODEL_ALIAS, LocalServer
-from tuner.spaces import load_space
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import TuningTarget, read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.proposers import ProposalRequest
+from schedtune.proposers.llm import LLMProposer
+from schedtune.proposers.llm._client import LLMClient
+from schedtune.proposers.llm._local import MODEL_ALIAS, LocalServer
+from schedtune.spaces import load_space
+from schedtune.store import Cache
 
 from .conftest import DATA, check_exported_spec
 
@@ -84,7 +86,7 @@ def test_tune_with_the_local_model_end_to_end(tmp_path):
     )
     servers_before = _servers()
     proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"],
+        [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -110,9 +112,9 @@ def _servers() -> int:
 def test_local_model_proposes_pipelines(server, tmp_path):
     """The model-level question to the real model: every pipeline it returns passed the
     space and iree-opt (after repair if needed); today's fixed sets come first."""
-    from tuner.pipelines import load_pipeline_space, pipeline_error
-    from tuner.proposers import PipelineRequest
-    from tuner.spaces import flag_candidates
+    from schedtune.pipelines import load_pipeline_space, pipeline_error
+    from schedtune.proposers import PipelineRequest
+    from schedtune.spaces import flag_candidates
 
     families = {"conv2d", "matmul"}
     space = load_pipeline_space().for_families(families)

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tuner.evaluation import busy_fraction, busy_warning
+from schedtune.evaluation import busy_fraction, busy_warning
 
 from .conftest import run_tune
 

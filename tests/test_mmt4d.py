@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from tuner import iree
-from tuner.dispatches import TuningTarget, read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.spaces import load_space
-from tuner.spec import CompilationConfig
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import TuningTarget, read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.spaces import load_space
+from schedtune.spec import CompilationConfig
+from schedtune.store import Cache
 
 from .conftest import DATA
 

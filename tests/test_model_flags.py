@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import statistics
 
-from tuner import iree
-from tuner.dispatches import Analysis, find_targets, read_configured_executables
-from tuner.export import RACE_TIE
-from tuner.families import SCRIPTED, expected_gain
+from schedtune import iree
+from schedtune.dispatches import Analysis, find_targets, read_configured_executables
+from schedtune.export import RACE_TIE
+from schedtune.families import SCRIPTED, expected_gain
 
 from .conftest import DATA, run_tune
 
@@ -94,8 +94,8 @@ def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monk
     """
     import dataclasses
 
-    from tuner import _pipeline
-    from tuner.config import load_config
+    from schedtune import _pipeline
+    from schedtune.config import load_config
 
     real_confirm = _pipeline.confirm
     calls = []
@@ -123,14 +123,14 @@ def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monk
 
 
 def _candidate(name, ms, tunable, spread=0.02):
-    from tuner.search import BuildCandidate
+    from schedtune.search import BuildCandidate
 
     return BuildCandidate(name, (f"--{name}",) if name != "default" else (), ms, spread, tunable)
 
 
 def test_tuning_plan_weighs_tunable_time_against_a_flag_sets_own_gain():
     """Shares and medians as measured on the suite (2026-11-24)."""
-    from tuner.search import plan_tuning_builds
+    from schedtune.search import plan_tuning_builds
 
     # CNN: im2col is fastest alone (1.20x) but turns the convs into matmuls and copies.
     plan = plan_tuning_builds(
@@ -165,7 +165,7 @@ def test_tuning_plan_does_not_flip_on_a_noisy_share():
     """The case that shipped 3.8x once and 2.7x the next time: channels-last measured 92% then 98%
     tunable against 97% for data tiling. Close expectations are both tuned, so a wobble in the
     share cannot decide the result; the end-to-end confirmation does."""
-    from tuner.search import plan_tuning_builds
+    from schedtune.search import plan_tuning_builds
 
     plans = []
     for share in (0.92, 0.98):
@@ -190,8 +190,8 @@ def test_tuning_plan_does_not_flip_on_a_noisy_share():
 def test_more_ties_than_builds_are_broken_by_flags_not_by_noise():
     """Four builds within the noise of each other (the CNN on a busy day): the fewest flags win,
     then the order of spaces/model_flags.yaml, whichever of them measured best this time."""
-    from tuner.search import plan_tuning_builds
-    from tuner.search._flags import spread
+    from schedtune.search import plan_tuning_builds
+    from schedtune.search._flags import spread
 
     one_bad_round = [5.13, 5.32, 5.13, 4.24, 8.35]
     assert spread(one_bad_round) < 0.1 < (max(one_bad_round) - min(one_bad_round)) / 5.13
@@ -206,7 +206,7 @@ def test_more_ties_than_builds_are_broken_by_flags_not_by_noise():
 def test_a_tied_build_with_nothing_new_to_tune_is_passed_over():
     """Data tiling on a conv net ties with the default (it only turns the classifier's matmul into
     mmt4d): tuning the same convs twice would waste the search; channels-last (NHWC convs) is next."""
-    from tuner.search import BuildCandidate, plan_tuning_builds
+    from schedtune.search import BuildCandidate, plan_tuning_builds
 
     convs, nhwc = frozenset({"conv_a", "conv_b"}), frozenset({"conv_a_nhwc", "conv_b_nhwc"})
     plan = plan_tuning_builds(
@@ -223,8 +223,8 @@ def test_a_tied_build_with_nothing_new_to_tune_is_passed_over():
 def test_one_dominant_op_does_not_push_the_rest_below_the_cut():
     """Attention at 86% of a ViT block left every matmul below a 90% cut taken on the default
     times; cut on the times expected after tuning, the matmuls are tuned too."""
-    from tuner.dispatches import Dispatch, Loop, RootOp
-    from tuner.spec import OpMatcher
+    from schedtune.dispatches import Dispatch, Loop, RootOp
+    from schedtune.spec import OpMatcher
 
     def dispatch(name: str, family: str, bound: int) -> Dispatch:
         matcher = OpMatcher("op", "operands", "f32", "f32", "f32", (), operand_types=((0, "t"),), operand_count=1)
@@ -246,7 +246,7 @@ def test_one_dominant_op_does_not_push_the_rest_below_the_cut():
 
 
 def _confirmed(default_ms: float, tuned_ms: float):
-    from tuner.export import Confirmation
+    from schedtune.export import Confirmation
 
     return Confirmation([default_ms] * 3, [tuned_ms] * 3, 3, ["t"], {}, {}, "spec", 0.0)
 
@@ -255,7 +255,7 @@ def test_builds_confirmed_in_separate_runs_are_ranked_by_their_head_to_head_race
     """Two tuned builds, each confirmed against the default in a run of its own: the one that
     caught the machine in a slow spell shows the lower speed-up. Raced side by side it is the
     faster one, and the race decides; without a race the speed-ups do."""
-    from tuner.export import Contender, decide_export
+    from schedtune.export import Contender, decide_export
 
     def contenders(race: bool):
         unlucky = Contender("a", ["--a"], _confirmed(125.0, 21.5), True, [16.3, 16.4, 16.2] if race else [])
@@ -275,9 +275,10 @@ def test_builds_confirmed_in_separate_runs_are_ranked_by_their_head_to_head_race
 
 
 def test_head_to_head_times_every_build_in_the_same_rounds_and_caches_the_race(tmp_path):
-    from tuner.evaluation import Cache, ModelContext
-    from tuner.export import head_to_head
-    from tuner.spec import render_spec
+    from schedtune.builds import ModelContext
+    from schedtune.export import head_to_head
+    from schedtune.spec import render_spec
+    from schedtune.store import Cache
 
     inputs = iree.save_inputs(("64x128xf32", "128x96xf32"), tmp_path / "in", 0)
     flags = iree.target_flags("host")
@@ -300,8 +301,8 @@ def test_head_to_head_times_every_build_in_the_same_rounds_and_caches_the_race(t
 
 
 def test_report_says_whether_the_race_or_a_tie_decided():
-    from tuner.export import Contender, decide_export
-    from tuner.report._write import _race_text
+    from schedtune.export import Contender, decide_export
+    from schedtune.report._write import _race_text
 
     def decided(b_ms):
         a = Contender("a", ["--a"], _confirmed(125.0, 21.5), True, [16.3, 16.4, 16.2])
@@ -320,7 +321,7 @@ def test_report_says_whether_the_race_or_a_tie_decided():
 def test_fixed_flag_sets_follow_the_models_op_families():
     """A set is offered for one of `when_any`'s families, all of `when_all`'s and none of
     `unless_any`'s: the layout rewrites go to the nets that have the ops they rewrite."""
-    from tuner.spaces import flag_candidates
+    from schedtune.spaces import flag_candidates
 
     def names(*families: str) -> set[str]:
         return {c.name for c in flag_candidates(set(families))[0]}

@@ -8,9 +8,9 @@ import sys
 
 import optuna
 
-from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
-from tuner.search import tune_target
-from tuner.spaces import load_space
+from schedtune.proposers import HeuristicProposer, ProposalRequest, default_values
+from schedtune.search import tune_target
+from schedtune.spaces import load_space
 
 from .conftest import DATA, check_exported_spec, matmul_setup
 
@@ -66,7 +66,7 @@ def test_max_minutes_ends_search_and_still_exports(tmp_path):
         "search: {sampler: random, seed: 0, tune_model_flags: false}\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet", "--max-minutes", "0"],
+        [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet", "--max-minutes", "0"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -11,13 +11,14 @@ import sys
 import optuna
 import pytest
 
-from tuner import iree
-from tuner.evaluation import Cache, ModelContext
-from tuner.pipelines import PassStep, Pipeline, load_pipeline_space, parse_passes, pipeline_error
-from tuner.proposers import HeuristicProposer, PipelineRequest
-from tuner.search import PipelineEvaluator, search_pipelines
-from tuner.search._pipelines import neighbours, pipeline_params, sample_pipeline
-from tuner.spaces import flag_candidates
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.pipelines import PassStep, Pipeline, load_pipeline_space, parse_passes, pipeline_error
+from schedtune.proposers import HeuristicProposer, PipelineRequest
+from schedtune.search import PipelineEvaluator, search_pipelines
+from schedtune.search._pipelines import neighbours, pipeline_params, sample_pipeline
+from schedtune.spaces import flag_candidates
+from schedtune.store import Cache
 
 from .conftest import DATA, FREE_STATUSES, counted_trials, kill_9_when
 
@@ -74,7 +75,7 @@ def test_bad_pipeline_rejected_before_compiling(tmp_path, text, reason):
         f"search: {{tune_model_flags: true, pipelines: ['{text}']}}\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"], capture_output=True, text=True
+        [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet"], capture_output=True, text=True
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -205,7 +206,7 @@ def test_pipeline_search_resumes_after_kill_9(tmp_path):
         "  pipelines: ['iree-preprocessing-transpose-matmul-pass{input=rhs}']}\n"
     )
     url = f"sqlite:///{tmp_path / 'reports' / 'pipes' / 'study.db'}"
-    cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
+    cmd = [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet"]
     kill_9_when(cmd, tmp_path / "stderr.txt", lambda: len(_pipeline_trials(url)) >= 3, poll_s=0.25, polls=1200)
     before = _pipeline_trials(url)
     assert 3 <= len(before) < budget
@@ -247,7 +248,7 @@ def test_script_step_pads_the_rgb_stem_so_channels_last_can_block_it(tmp_path, m
     assert result.status == "ok", result.error
 
     # Exported flags point at a copy next to the report, not at the temporary file.
-    from tuner.export import write_exports
+    from schedtune.export import write_exports
 
     class Confirmed:
         spec_text = "module {}\n"
@@ -272,7 +273,7 @@ def test_script_that_computes_the_wrong_thing_is_wrong_result(tmp_path):
 
 def _depthwise_pipeline(evaluator: PipelineEvaluator, flags: list[str], folder) -> str:
     """The IREE pipeline of the model's one depthwise op when built with `flags`."""
-    from tuner.dispatches import analyze_model
+    from schedtune.dispatches import analyze_model
 
     ctx = evaluator.model
     analysis = analyze_model(ModelContext(ctx.source, "main", ctx.inputs, FLAGS + flags, folder))
@@ -285,7 +286,7 @@ def test_depthwise_script_moves_nchw_depthwise_convs_to_iree_depthwise_pipeline(
     writes NCHW, gathers its filter); with the script after it the op is an NHWC depthwise on
     ConvTileAndDecomposeExpert, the numerics are the default build's, and the fixed flag set
     that names the script is rendered to a file iree-compile reads."""
-    from tuner.pipelines import compile_ready
+    from schedtune.pipelines import compile_ready
 
     monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
     families = {"conv2d", "depthwise"}
@@ -322,8 +323,8 @@ def test_pooling_script_moves_nchw_pools_to_iree_pooling_pipeline(tmp_path, monk
     NHWC ops on ConvTileAndDecomposeExpert (the script's loop interchange is what gets them
     there), its transposes add no dispatch, and the numerics are the default build's, through
     the fixed flag set that names it."""
-    from tuner.dispatches import analyze_model
-    from tuner.pipelines import compile_ready
+    from schedtune.dispatches import analyze_model
+    from schedtune.pipelines import compile_ready
 
     monkeypatch.setenv("SCHEDTUNE_SCRIPT_DIR", str(tmp_path / "scripts"))
     families = {"conv2d", "pooling"}
@@ -363,7 +364,7 @@ def test_decompose_attention_step_builds_data_tiled_batch_matmuls(model, tmp_pat
     passes; the fixed flag set reads back as that step; the build has no attention op left,
     its two matmuls are data-tiled `batch_mmt4d` ops a spec can tune, and the numerics (no
     mask, causal, an additive mask input) are the default build's."""
-    from tuner.dispatches import analyze_model
+    from schedtune.dispatches import analyze_model
 
     families = {"attention", "matmul"}
     evaluator = _evaluator(model, tmp_path, families)
@@ -386,7 +387,7 @@ def test_decompose_attention_step_builds_data_tiled_batch_matmuls(model, tmp_pat
 
 
 def test_sequence_step_needs_two_passes_and_no_options(tmp_path):
-    from tuner.errors import SpaceError
+    from schedtune.errors import SpaceError
 
     (tmp_path / "pipelines.yaml").write_text(
         "passes:\n  - name: lone\n    sequence: [iree-linalg-ext-decompose-attention]\nglobal_flags: []\n"

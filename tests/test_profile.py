@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuner import iree
+from schedtune import iree
 
 from .conftest import DATA
 
@@ -33,7 +33,7 @@ def test_a_time_limit_is_shared_between_the_targets_left():
     what a target leaves unused goes to the ones after it."""
     import time
 
-    from tuner.search import share_of_time_left
+    from schedtune.search import share_of_time_left
 
     now = time.monotonic()
     assert share_of_time_left(None, 3) is None
@@ -45,9 +45,9 @@ def test_a_time_limit_is_shared_between_the_targets_left():
 
 
 def test_report_gives_each_target_its_gflops_beside_the_yardstick():
-    from tuner.families import op_flops
-    from tuner.report._summary import yardstick
-    from tuner.report._write import _gflops, _yardstick_lines
+    from schedtune.families import op_flops
+    from schedtune.report._summary import yardstick
+    from schedtune.report._write import _gflops, _yardstick_lines
 
     flops = op_flops("conv2d", [1, 7, 7, 512, 3, 3, 512])
     assert flops == 2 * 7 * 7 * 512 * 9 * 512

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from tuner import iree
-from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
-from tuner.search import TargetOutcome, race, tune_target
-from tuner.spaces import load_space
+from schedtune import iree
+from schedtune.proposers import HeuristicProposer, ProposalRequest, default_values
+from schedtune.search import TargetOutcome, race, tune_target
+from schedtune.spaces import load_space
 
 from .conftest import matmul_config, matmul_setup
 

@@ -3,11 +3,13 @@ recognised, spec applies to the reduction only, numerics checked."""
 
 from __future__ import annotations
 
-from tuner import iree
-from tuner.dispatches import read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.spaces import load_space
-from tuner.spec import CompilationConfig, render_spec
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.spaces import load_space
+from schedtune.spec import CompilationConfig, render_spec
+from schedtune.store import Cache
 
 from .conftest import DATA, target_of
 

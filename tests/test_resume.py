@@ -29,7 +29,7 @@ def test_kill_9_then_resume(tmp_path):
         "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
     )
     url = f"sqlite:///{tmp_path / 'reports' / 'resume' / 'study.db'}"
-    cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
+    cmd = [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet"]
     # Wait (bounded) until some trials are finished, then kill mid-search.
     kill_9_when(cmd, tmp_path / "stderr.txt", lambda: len(_counted(url)) >= 2, poll_s=0.5, polls=600)
     before = _counted(url)
@@ -50,7 +50,7 @@ def test_kill_9_then_resume(tmp_path):
 
 _ASK_THEN_DIE = """
 import os, signal, sys, time, optuna
-from tuner.search import join_study
+from schedtune.search import join_study
 study = optuna.load_study(study_name="s", storage=sys.argv[1])
 join_study(study)
 study.ask()  # killed before it could tag the trial with its worker
@@ -64,7 +64,7 @@ time.sleep(600)
 def test_a_trial_killed_before_its_worker_tag_is_recovered_at_once(tmp_path):
     """The resumed job must not wait for, or count, a trial its killed predecessor had just
     asked for: with a 30 s grace it held a budget slot, and the re-run ended one trial short."""
-    from tuner.search import recover_lost_trials
+    from schedtune.search import recover_lost_trials
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="s", storage=url)

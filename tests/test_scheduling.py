@@ -13,8 +13,10 @@ import textwrap
 
 import pytest
 
-from tuner import iree
-from tuner.evaluation import Cache, Evaluator, ModelContext
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.evaluation import Evaluator
+from schedtune.store import Cache
 
 from .conftest import DATA, matmul_config, target_of
 
@@ -66,7 +68,7 @@ def test_use_scheduling_puts_every_thread_of_the_process_under_batch():
         """
         import os, pathlib, threading
         import numpy
-        from tuner import iree
+        from schedtune import iree
         stop = threading.Event()
         before = threading.Thread(target=stop.wait)
         before.start()

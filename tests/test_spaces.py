@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tuner import iree
-from tuner.dispatches import TuningTarget, read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.proposers import HeuristicProposer, ProposalRequest, default_values
-from tuner.search import tune_target
-from tuner.spaces import Skeleton, load_space, loop_names
-from tuner.spec import CompilationConfig, render_spec
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import TuningTarget, read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.proposers import HeuristicProposer, ProposalRequest, default_values
+from schedtune.search import tune_target
+from schedtune.spaces import Skeleton, load_space, loop_names
+from schedtune.spec import CompilationConfig, render_spec
+from schedtune.store import Cache
 
 from .conftest import DATA
 
@@ -112,7 +114,7 @@ def test_heuristic_skeletons_are_valid_and_contain_default(target):
 
 def test_conv_library_follows_the_output_layout():
     """NCHW convs get the row register block, NHWC convs the channel one."""
-    from tuner.dispatches import Loop, RootOp
+    from schedtune.dispatches import Loop, RootOp
 
     def conv(order):
         bounds = {"n": 2, "oc": 64, "oh": 56, "ow": 56, "ic": 64, "kh": 3, "kw": 3}
@@ -127,7 +129,7 @@ def test_conv_library_follows_the_output_layout():
 
 
 def _nhwc_conv(native_vector_bytes: int, ow: int = 7, oc: int = 512):
-    from tuner.dispatches import Loop, RootOp
+    from schedtune.dispatches import Loop, RootOp
 
     bounds = {"n": 1, "oh": ow, "ow": ow, "oc": oc, "kh": 3, "kw": 3, "ic": 512}
     loops = tuple(Loop(r, bounds[r], r not in ("ic", "kh", "kw")) for r in bounds)

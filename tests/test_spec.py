@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from tuner import iree
-from tuner.dispatches import read_configured_executables
-from tuner.spec import CompilationConfig, parse_lowering_config, render_spec
+from schedtune import iree
+from schedtune.dispatches import read_configured_executables
+from schedtune.spec import CompilationConfig, parse_lowering_config, render_spec
 
 from .conftest import DATA
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import optuna
 
-from tuner.evaluation import cache_key
-from tuner.proposers import HeuristicProposer, ProposalRequest
-from tuner.search import tune_target
-from tuner.spaces import load_space
+from schedtune.proposers import HeuristicProposer, ProposalRequest
+from schedtune.search import tune_target
+from schedtune.spaces import load_space
+from schedtune.store import cache_key
 
 from .conftest import matmul_setup
 
@@ -73,7 +73,7 @@ def test_export_waits_for_a_worker_that_goes_on_after_a_free_trial(tmp_path):
     import threading
     import time
 
-    from tuner.search import settle
+    from schedtune.search import settle
 
     target, url, evaluator, space, skeletons = _matmul(tmp_path)
     outcome = tune_target(
@@ -115,8 +115,8 @@ def test_a_sampler_stuck_on_known_configs_still_spends_the_budget_on_distinct_on
     running out of attempts (a script skeleton stopped at 20 of 30 trials with 160 repeats)."""
     import itertools
 
-    from tuner.search import _study
-    from tuner.spaces import Skeleton, loop_names
+    from schedtune.search import _study
+    from schedtune.spaces import Skeleton, loop_names
 
     target, url, evaluator, space, skeletons = _matmul(tmp_path)
     near = skeletons[0]

@@ -11,13 +11,14 @@ import time
 import optuna
 import pytest
 
-from tuner import iree
-from tuner.config import load_config
-from tuner.evaluation import Cache, Evaluator, ModelContext
-from tuner.export._confirm import Confirmation, write_exports
-from tuner.search import attrs
-from tuner.spaces import load_space
-from tuner.spec import TRANSFORM_DIALECT, CompilationConfig, DispatchOps, _transform, render_spec
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.config import load_config
+from schedtune.evaluation import Evaluator
+from schedtune.export._confirm import Confirmation, write_exports
+from schedtune.spaces import load_space
+from schedtune.spec import TRANSFORM_DIALECT, CompilationConfig, DispatchOps, _transform, render_spec
+from schedtune.store import Cache, attrs
 
 from .conftest import DATA, mlir_job, run_tune, target_of
 
@@ -260,7 +261,7 @@ def test_no_script_for_a_target_fused_differently_in_its_dispatches(tmp_path):
     """One script rebuilds one dispatch structure: a target whose dispatches differ (a ReLU
     fused after one of its matmuls) is not offered the tier (every script failed to compile
     on such a ResNet conv: 'expected to contain 3 payloads but it contains 2')."""
-    from tuner.dispatches import find_targets, read_configured_executables
+    from schedtune.dispatches import find_targets, read_configured_executables
 
     model = DATA / "matmul_twice_fused_apart.mlir"
     built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
@@ -284,7 +285,7 @@ def test_no_script_for_a_target_fused_differently_in_its_dispatches(tmp_path):
 def test_a_batch1_conv_fused_differently_is_not_a_target(tmp_path):
     """Only a script reaches a batch-1 conv; when its dispatches differ no script does, and it
     is reported, not searched over IREE's pipelines (whose configs IREE would all drop)."""
-    from tuner.dispatches import find_targets, read_configured_executables
+    from schedtune.dispatches import find_targets, read_configured_executables
 
     model = DATA / "conv_batch1_twice_fused_apart.mlir"
     built = iree.compile_model(model, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")

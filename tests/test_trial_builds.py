@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from tuner import iree
-from tuner.dispatches import read_configured_executables
-from tuner.evaluation import Cache, Evaluator, ModelContext, TrialStatus
-from tuner.spec import CompilationConfig, render_spec
+from schedtune import iree
+from schedtune.builds import ModelContext
+from schedtune.dispatches import read_configured_executables
+from schedtune.evaluation import Evaluator
+from schedtune.spec import CompilationConfig, render_spec
+from schedtune.store import Cache, TrialStatus
 
 from .conftest import DATA, matmul_config
 
@@ -25,7 +27,7 @@ def _first_matmul(tmp_path):
     """The 64x96x128 matmul (the tiny matmul's shape, so `matmul_config` is legal for it)."""
     built = iree.compile_model(MODEL, tmp_path / "d.vmfb", iree.target_flags("host"), configs_dir=tmp_path / "cfg")
     assert built.ok, built.error
-    from tuner.dispatches import TuningTarget
+    from schedtune.dispatches import TuningTarget
 
     ((name, dispatch),) = [
         (n, d)

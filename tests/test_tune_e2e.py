@@ -10,8 +10,8 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
-from tuner import iree
-from tuner.config import load_config
+from schedtune import iree
+from schedtune.config import load_config
 
 from .conftest import DATA, FREE_STATUSES, check_exported_spec, run_tune, tiny_matmul_job
 
@@ -140,7 +140,7 @@ def test_search_history_of_a_target_with_one_good_trial_draws_cleanly(tmp_path):
     without matplotlib's divide-by-zero warnings on stderr."""
     import warnings
 
-    from tuner.report._plots import write_plots
+    from schedtune.report._plots import write_plots
 
     row = {
         "build": "default",
@@ -158,7 +158,7 @@ def test_search_history_of_a_target_with_one_good_trial_draws_cleanly(tmp_path):
 
 
 def test_report_advises_passing_large_inputs_in_place_only():
-    from tuner.report._write import _call_advice, _input_bytes
+    from schedtune.report._write import _call_advice, _input_bytes
 
     assert _input_bytes(["1024x1024xf32", "2x3xi8", "4xbf16"]) == 4 * 1024 * 1024 + 6 + 8
     assert _call_advice(["8x3x32x32xf32"]) == []  # 96 KiB: a copy per call costs little

@@ -21,7 +21,7 @@ def test_two_workers_share_one_study(tmp_path, postgres_url):
         "search: {sampler: tpe, seed: 0, tune_model_flags: false}\n"
     )
     # Two machines: each its own output folder, one storage. The helper only searches.
-    cmd = [sys.executable, "-m", "tuner.cli", "--config", str(config), "--quiet"]
+    cmd = [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet"]
     main = subprocess.Popen(
         cmd + ["--output", str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

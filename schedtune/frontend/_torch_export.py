@@ -1,0 +1,70 @@
+"""Child process of the torch frontend: `python -m schedtune.frontend._torch_export FACTORY OUT SHAPE...`.
+
+A separate process keeps torch (its threads, ~1 GB of memory, any crash in user code) out of
+the tuning process, and lets the parent put a timeout on it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pathlib
+import sys
+
+DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "i8": "int8", "i32": "int32", "i64": "int64"}
+
+
+def load_factory(factory: str):
+    """`path/to/file.py:function` or `package.module:function` -> the function."""
+    module_name, _, function = factory.rpartition(":")
+    if not module_name or not function:
+        raise SystemExit(f"factory {factory!r} is not of the form module:function")
+    if module_name.endswith(".py"):
+        path = pathlib.Path(module_name)
+        sys.path.insert(0, str(path.parent))  # helper modules beside the factory
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    fn = getattr(module, function, None)
+    if fn is None:
+        raise SystemExit(f"factory {factory!r}: {module_name} has no {function}")
+    return fn
+
+
+def example_inputs(shapes: list[str], seed: int = 0) -> tuple:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for spec in shapes:
+        *dims, dtype = spec.split("x")
+        shape = tuple(int(d) for d in dims)
+        torch_dtype = getattr(torch, DTYPES[dtype])
+        if torch_dtype.is_floating_point:
+            tensors.append(torch.randn(shape, generator=gen).to(torch_dtype))
+        else:
+            tensors.append(torch.randint(0, 8, shape, generator=gen).to(torch_dtype))
+    return tuple(tensors)
+
+
+def main(argv: list[str]) -> int:
+    factory, out, *shapes = argv
+    import iree.turbine.aot as aot
+    import torch
+
+    torch.manual_seed(0)
+    model = load_factory(factory)()
+    if not isinstance(model, torch.nn.Module):
+        raise SystemExit(f"factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+    model.eval()
+    with torch.no_grad():
+        exported = aot.export(model, *example_inputs(shapes))
+    exported.save_mlir(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,475 @@
+"""Optuna search over one target's skeletons: skeleton choice categorical, its knobs conditional.
+
+One study per (job, target, compiler version), in the job's storage. Trials are told as they
+finish, so a killed job loses at most the trials in flight; on restart those are marked
+`lost` and do not count against the budget. Several processes may work one study (shared
+PostgreSQL storage): the budget is counted over the shared study and configs are claimed in
+the shared cache, so none is compiled twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from ..dispatches import TuningTarget
+from ..evaluation import Evaluator, TrialResult
+from ..spaces import KnobSpace, Skeleton, loop_bounds, loop_names
+from ..spec import CompilationConfig
+from ..store import TrialStatus, attrs, cache_key, get_storage, spends_budget, worker_dead, worker_id
+
+log = logging.getLogger("schedtune")
+
+UNTUNABLE_AFTER = 3
+UNTAGGED_GRACE_S = 30.0
+WARM_START_TOP = 3
+REPEATS_BEFORE_UNSEEN = 3  # TPE re-proposals of known configs before each further one is answered by an unseen point
+SETTLE_QUIET_S = 2.0
+_STARTED = datetime.datetime.now()
+
+
+@dataclasses.dataclass
+class TargetOutcome:
+    target: TuningTarget
+    study_name: str
+    trials: int
+    statuses: dict[str, int]
+    best_config: CompilationConfig | None
+    best_ns: float | None
+    baseline_ns: float | None  # IREE's default config, measured through the spec like every trial
+    skeletons: tuple[Skeleton, ...]
+    compiles: int = 0
+    untunable: str = ""  # why no config can take effect on this target (e.g. batch-1 conv)
+    ranked: tuple[tuple[CompilationConfig, float], ...] = ()  # every timed config, fastest first
+    # Every finished trial in trial-number order: its time (None if it failed or was free) and status.
+    timeline: tuple[tuple[float | None, str], ...] = ()
+
+
+def trial_params(skeleton: str, values: dict) -> dict:
+    """Optuna parameters of `values` drawn from the skeleton named `skeleton` (for enqueue_trial)."""
+    return {"skeleton": skeleton, **{f"{skeleton}.{k}": v for k, v in values.items()}}
+
+
+def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # Few startup trials: the default config is enqueued first, the budget is small.
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True, group=True)
+
+
+def _counted(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state in (TrialState.COMPLETE, TrialState.FAIL) and spends_budget(trial.user_attrs.get(attrs.STATUS))
+
+
+def _drawn(study: optuna.Study, skeleton: str) -> int:
+    """Trials of `skeleton` that spent budget, run, or wait in the queue."""
+    count = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            count += t.system_attrs.get("fixed_params", {}).get("skeleton") == skeleton
+        elif t.params.get("skeleton") == skeleton and (_counted(t) or t.state == TrialState.RUNNING):
+            count += 1
+    return count
+
+
+def join_study(study: optuna.Study) -> None:
+    """Register this process as a worker of `study`; call it before this process's first ask.
+
+    A trial is tagged with its worker right after `ask()`; one left untagged belongs to a
+    process killed in between, and the register tells whose it could have been.
+    """
+    study.set_user_attr(f"{attrs.WORKER_PREFIX}{worker_id()}", time.time())
+
+
+def _untagged_owners_gone(study: optuna.Study) -> bool:
+    """Every other registered worker of `study` ran on this host and is dead: an untagged
+    trial cannot belong to a live process."""
+    me = worker_id()
+    others = [k.removeprefix(attrs.WORKER_PREFIX) for k in study.user_attrs if k.startswith(attrs.WORKER_PREFIX)]
+    return all(worker_dead(w) for w in others if w != me)
+
+
+def recover_lost_trials(study: optuna.Study, stale_after_s: float) -> int:
+    """Mark trials left RUNNING by a dead process as failed (`lost`); returns how many.
+
+    A trial of this host whose process is gone is lost at once; one of another host only
+    after `stale_after_s` (it may still be running there). An untagged trial (its process was
+    killed between `ask()` and the tag) is lost at once when every registered worker that
+    could own it is dead on this host, otherwise after a short grace.
+    """
+    now = datetime.datetime.now()
+    lost = 0
+    storage = study._storage  # noqa: SLF001 - Optuna exposes no public way to fail another process's trial
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    owners_gone = any(t.user_attrs.get(attrs.WORKER) is None for t in running) and _untagged_owners_gone(study)
+    for trial in running:
+        worker = trial.user_attrs.get(attrs.WORKER)
+        dead_here = worker_dead(str(worker)) if worker is not None else owners_gone
+        age = (now - (trial.datetime_start or now)).total_seconds()
+        too_old = age > (UNTAGGED_GRACE_S if worker is None else stale_after_s)
+        if dead_here or too_old:
+            try:
+                storage.set_trial_user_attr(trial._trial_id, attrs.STATUS, TrialStatus.LOST.value)  # noqa: SLF001
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+                lost += 1
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # finished meanwhile by its owner
+    if lost:
+        log.info("%s: %d trial(s) lost by a killed process marked failed", study.study_name, lost)
+    return lost
+
+
+def _previous_studies(storage, prefix: str, current: str) -> list[optuna.Study]:
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    return [optuna.load_study(study_name=n, storage=storage) for n in names if n.startswith(prefix) and n != current]
+
+
+ProgressFn = Callable[[int, int, float | None], None]
+
+
+def tune_target(
+    target: TuningTarget,
+    space: KnobSpace,
+    skeletons: tuple[Skeleton, ...],
+    default_values: dict[str, dict[str, int]],
+    evaluator: Evaluator,
+    *,
+    storage: optuna.storages.BaseStorage | str,
+    study_name: str,
+    trials: int,
+    sampler: str,
+    seed: int,
+    deadline: float | None = None,
+    progress: ProgressFn | None = None,
+    history_prefix: str | None = None,
+    warm_start: list[dict] = (),
+    quota: dict[str, int] | None = None,
+) -> TargetOutcome:
+    """Run `target`'s study until it holds `trials` counted trials (or the deadline passes).
+
+    `history_prefix` names earlier studies of the same target (e.g. under an older compiler):
+    a new study reuses their skeletons and re-verifies their best configs first. `quota`:
+    skeleton name -> trials drawn from it at least, whatever the sampler prefers (its other
+    knobs are still sampled): a skeleton the sampler would starve (the transform-dialect tier
+    next to IREE's pipelines) gets a share of the budget.
+    """
+    if isinstance(storage, str):
+        storage = get_storage(storage)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=make_sampler(sampler, seed),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    recover_lost_trials(study, evaluator.model.stale_after_s)
+    join_study(study)
+    stored = study.user_attrs.get(attrs.SKELETONS)
+    if stored:
+        # Resume with the skeletons the study started with: Optuna's distributions must not change.
+        skeletons = tuple(Skeleton.from_json(s) for s in json.loads(stored))
+    else:
+        previous = _previous_studies(storage, history_prefix, study_name) if history_prefix else []
+        carried = [p for p in previous if p.user_attrs.get(attrs.SKELETONS)]
+        if carried:
+            # The old study's skeletons (its winners re-verified), then any proposed today that it
+            # lacks (e.g. the transform-dialect tier, switched on since).
+            old = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
+            names = {s.name for s in old}
+            skeletons = old + tuple(s for s in skeletons if s.name not in names)
+        # Workers starting together may each bring skeletons (an LLM's differ from run to run);
+        # the first to store them fixes the study's search space for all.
+        fixed = evaluator.cache.setdefault(
+            cache_key(kind="study_skeletons", study=study_name),
+            "study",
+            study_name,
+            {"skeletons": [s.to_json() for s in skeletons]},
+        )
+        skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
+        study.set_user_attr(attrs.SKELETONS, json.dumps([s.to_json() for s in skeletons]))
+        study.set_user_attr(attrs.TARGET, target.label)
+        study.set_user_attr(attrs.LOOPS, json.dumps(loop_bounds(target.root)))
+        study.set_user_attr(attrs.DEFAULT_NS, target.default_ns)
+        study.set_user_attr(attrs.FAMILY, target.root.family)
+        study.set_user_attr(attrs.OP_NAME, target.root.op_name)
+        study.set_user_attr(attrs.ELEMENT_TYPES, json.dumps(list(target.root.element_types)))
+        study.set_user_attr(attrs.LOOP_ORDER, json.dumps(list(loop_bounds(target.root).items())))
+        study.set_user_attr(attrs.FINGERPRINT, json.dumps(evaluator.model.fingerprint))
+        for name, values in default_values.items():
+            if any(s.name == name for s in skeletons):
+                study.enqueue_trial(trial_params(name, values), skip_if_exists=True)
+                break
+        for params in warm_start:
+            study.enqueue_trial(params, skip_if_exists=True)
+        for old in carried:
+            done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+            for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
+                study.enqueue_trial(t.params, skip_if_exists=True)
+            if done_old:
+                log.info(
+                    "%s: re-verifying %d winner(s) of %s",
+                    target.label,
+                    min(len(done_old), WARM_START_TOP),
+                    old.study_name,
+                )
+    by_name = {s.name: s for s in skeletons}
+    loops = loop_names(target.root)
+    compiles_before = evaluator.compiles
+
+    def slots_taken(below: int | None = None) -> int:
+        """Budget slots held by counted or running trials (numbered below `below`, if given)."""
+        return sum(
+            1
+            for t in study.get_trials(deepcopy=False)
+            if (below is None or t.number < below) and (_counted(t) or t.state == TrialState.RUNNING)
+        )
+
+    def finished_count() -> int:
+        """Counted trials plus those in flight elsewhere (between batches, none of ours is)."""
+        return slots_taken()
+
+    def over_budget(number: int) -> bool:
+        """Would trial `number` exceed the budget? Ranked by trial number, which the storage
+        assigns atomically, so two workers racing for the last slot cannot both take it: each
+        sees the other's trial as running, and the later one gives way. A running trial may
+        still turn out free (a duplicate); then the budget is refilled by whoever goes on."""
+        return slots_taken(below=number) >= trials
+
+    def best() -> float | None:
+        vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        return min(vals) if vals else None
+
+    attempts = 0
+    repeats = 0
+    rng = random.Random(seed)
+    finished = finished_count()
+    untunable = _untunable(study)
+    batch_size = max(1, evaluator.compile_workers)
+    while finished < trials and attempts < 6 * trials and skeletons and not untunable:
+        if deadline is not None and time.monotonic() > deadline:
+            log.info("%s: time budget reached after %d trials", target.label, finished)
+            break
+        seen = _counted_configs(study)
+        batch: list[tuple[optuna.Trial, CompilationConfig]] = []
+        while len(batch) < min(batch_size, trials - finished) and attempts < 6 * trials:
+            attempts += 1
+            for name, wanted in (quota or {}).items():
+                if name in by_name and _drawn(study, name) < wanted:
+                    study.enqueue_trial({"skeleton": name})
+                    break
+            trial = study.ask()
+            with _taken_over_ok(trial):
+                trial.set_user_attr(attrs.WORKER, evaluator.worker)
+                name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
+                skeleton = by_name[name]
+                values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
+                config = skeleton.config(values, loops)
+                violations = space.check_config(config, target.root)
+                repaired = space.repair(skeleton, values, target.root) if violations else None
+                if repaired is not None:
+                    trial.set_user_attr(attrs.REPAIRED, "; ".join(violations))
+                    config, violations = skeleton.config(repaired, loops), []
+                trial.set_user_attr(attrs.CONFIG, config.canonical())
+                if violations:
+                    trial.set_user_attr(attrs.STATUS, TrialStatus.CONSTRAINT.value)
+                    trial.set_user_attr(attrs.ERROR, "; ".join(violations))
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                if config.canonical() in seen or any(c == config for _, c in batch):
+                    # TPE re-proposed a config this study already has: reuse it, charge no budget.
+                    _tell_duplicate(study, trial, evaluator.lookup(target, config))
+                    repeats += 1
+                    if repeats >= REPEATS_BEFORE_UNSEEN:
+                        # In a small space TPE keeps re-proposing what it knows (a script
+                        # skeleton ran out of attempts at 20 of 30 trials): from then on each
+                        # repeat is answered by a legal point nobody has measured.
+                        known = seen | {c.canonical() for _, c in batch}
+                        unseen = _unseen_point(
+                            skeletons, loops, known, lambda c: not space.check_config(c, target.root), rng
+                        )
+                        if unseen is not None:
+                            study.enqueue_trial(unseen)
+                    continue
+                if over_budget(trial.number):
+                    trial.set_user_attr(attrs.STATUS, TrialStatus.OVER_BUDGET.value)
+                    study.tell(trial, state=TrialState.FAIL)
+                    break
+                batch.append((trial, config))
+        if not batch:
+            finished = finished_count()
+            continue
+        told: set[int] = set()
+
+        def record(i: int, result: TrialResult, batch=batch, told=told) -> None:
+            _tell(study, batch[i][0], target, result)
+            told.add(i)
+
+        results = evaluator.evaluate_many(target, [c for _, c in batch], record=record)
+        # A cached result may be another worker's trial, told before it was published.
+        seen = _counted_configs(study)
+        for i, ((trial, config), result) in enumerate(zip(batch, results, strict=True)):
+            if i in told:
+                continue
+            if result.cached and config.canonical() in seen:
+                _tell_duplicate(study, trial, result)
+                continue
+            _tell(study, trial, target, result)
+        finished = finished_count()
+        untunable = _untunable(study)
+        if untunable:
+            log.warning("%s: %s; not tuned", target.label, untunable)
+        if progress:
+            progress(finished, trials, best())
+    return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+
+
+def _unseen_point(
+    skeletons, loops: list[str], seen: set[str], legal, rng: random.Random, tries: int = 256
+) -> dict | None:
+    """Optuna parameters of a uniformly drawn `legal` config outside `seen` (None if none was found)."""
+    for _ in range(tries):
+        skeleton = rng.choice(skeletons)
+        values = {name: rng.choice(choices) for name, choices in skeleton.knobs()}
+        config = skeleton.config(values, loops)
+        if config.canonical() not in seen and legal(config):
+            return trial_params(skeleton.name, values)
+    return None
+
+
+def _counted_configs(study: optuna.Study) -> set[str]:
+    return {t.user_attrs.get(attrs.CONFIG) for t in study.get_trials(deepcopy=False) if _counted(t)}
+
+
+@contextlib.contextmanager
+def _taken_over_ok(trial: optuna.Trial):
+    """Another worker marked this trial lost (it thought our process dead): drop it, go on.
+
+    Its result, if any, still reaches the shared cache, so nothing measured is lost.
+    """
+    try:
+        yield
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("trial %d was marked lost by another worker; continuing", trial.number)
+
+
+def _tell_duplicate(study: optuna.Study, trial: optuna.Trial, known: TrialResult | None) -> None:
+    """A config the study already counted: give TPE its known value, charge no budget."""
+    with _taken_over_ok(trial):
+        trial.set_user_attr(attrs.STATUS, TrialStatus.DUPLICATE.value)
+        if known is not None and known.status == TrialStatus.OK and known.time_ns is not None:
+            study.tell(trial, known.time_ns)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
+    with _taken_over_ok(trial):
+        _tell_result(study, trial, target, result)
+
+
+def _tell_result(study: optuna.Study, trial: optuna.Trial, target: TuningTarget, result: TrialResult) -> None:
+    trial.set_user_attr(attrs.STATUS, str(result.status))
+    trial.set_user_attr(attrs.CACHED, result.cached)
+    if result.error:
+        trial.set_user_attr(attrs.ERROR, result.error[:2000])
+    if result.status == TrialStatus.OK and result.time_ns is not None:
+        study.tell(trial, result.time_ns)
+    else:
+        first_line = result.error.splitlines()[0] if result.error else ""
+        log.info("%s trial %d: %s %s", target.label, trial.number, result.status, first_line)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _untunable(study: optuna.Study) -> str:
+    """IREE ignored the spec on every one of the first trials: no config can take effect.
+
+    Known cause: batch-1 convolutions, whose config IREE drops when it re-inserts the batch
+    dimension. Spending the budget there would only produce not-applied trials.
+    """
+    counted = [t for t in study.get_trials(deepcopy=False) if _counted(t)][:UNTUNABLE_AFTER]
+    if len(counted) == UNTUNABLE_AFTER and all(
+        t.user_attrs.get(attrs.STATUS) == TrialStatus.NOT_APPLIED.value for t in counted
+    ):
+        return "IREE does not apply a spec config to this op (known for batch-1 convolutions)"
+    return ""
+
+
+def summarize(
+    study: optuna.Study, target: TuningTarget, skeletons: tuple[Skeleton, ...], study_name: str, compiles: int = 0
+) -> TargetOutcome:
+    statuses: dict[str, int] = {}
+    baseline = None
+    default_canon = target.root.default_config.canonical() if target.root.default_config else None
+    counted = 0
+    fastest: dict[str, float] = {}
+    timeline = []
+    for t in study.get_trials(deepcopy=False):
+        status = t.user_attrs.get(attrs.STATUS, t.state.name.lower())
+        statuses[status] = statuses.get(status, 0) + 1
+        if t.state.is_finished():
+            timeline.append((t.value if t.state == TrialState.COMPLETE else None, status))
+        if _counted(t):
+            counted += 1
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            cfg = t.user_attrs.get(attrs.CONFIG)
+            if cfg == default_canon and (baseline is None or t.value < baseline):
+                baseline = t.value
+            fastest[cfg] = min(t.value, fastest.get(cfg, t.value))
+    ranked = tuple(
+        (CompilationConfig.from_json(json.loads(cfg)), ns) for cfg, ns in sorted(fastest.items(), key=lambda kv: kv[1])
+    )
+    best_cfg, best_ns = ranked[0] if ranked else (None, None)
+    return TargetOutcome(
+        target,
+        study_name,
+        counted,
+        statuses,
+        best_cfg,
+        best_ns,
+        baseline,
+        skeletons,
+        compiles,
+        _untunable(study),
+        ranked,
+        tuple(timeline),
+    )
+
+
+def settle(outcome: TargetOutcome, storage: optuna.storages.BaseStorage, timeout_s: float) -> TargetOutcome:
+    """Wait for trials other workers still run on this study, then summarise it again.
+
+    The exporting process must see every finished trial; a trial whose worker died is
+    recovered as lost after the timeout instead of blocking the export forever.
+    """
+    study = optuna.load_study(study_name=outcome.study_name, storage=storage)
+    me = worker_id()
+    if not any(
+        t.user_attrs.get(attrs.WORKER) not in (None, me) and (t.datetime_start or _STARTED) >= _STARTED
+        for t in study.get_trials(deepcopy=False)
+    ):  # nobody else worked this study during our run
+        return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    # Wait for a quiet spell, not just a moment without running trials: a worker whose trial
+    # turned out free (a duplicate) asks its next one right after.
+    while time.monotonic() < deadline:
+        if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            quiet_since = None
+            recover_lost_trials(study, timeout_s)
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+            break
+        time.sleep(0.5)
+    else:
+        recover_lost_trials(study, 0.0)  # waited the full timeout: whoever still runs is gone
+    return summarize(study, outcome.target, outcome.skeletons, outcome.study_name, compiles=outcome.compiles)
