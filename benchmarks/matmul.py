@@ -42,22 +42,12 @@ def main() -> int:
         parser.error("--threads must be at least 1")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # before numpy loads its BLAS
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     import numpy as np
-    from compare import (
-        IMPORTED,
-        ON_DEVICE,
-        BuildFailed,
-        Runner,
-        _iree_runner,
-        _iree_worker_threads,
-        _pin_iree_workers,
-        build_default_and_tuned,
-    )
 
     from schedtune import iree
     from schedtune.builds import outputs_match
+    from schedtune.compare._compare import BuildFailed, Runner, build_default_and_tuned
     from schedtune.config import ConfigError, load_config
 
     try:
@@ -75,7 +65,7 @@ def main() -> int:
         return 2
     scheduling = args.scheduling or job.target.scheduling
     iree.use_scheduling(scheduling)  # numpy's BLAS threads too, and every thread started later
-    _pin_iree_workers(args.threads)
+    iree.pin_workers(args.threads)
     work = report / "work" / "matmul_bench"
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -91,10 +81,10 @@ def main() -> int:
     flop = 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
 
     runners = [
-        _iree_runner("IREE default", vmfbs["default"], imported.entry),
-        _iree_runner("IREE exported", vmfbs["tuned"], imported.entry),
-        _iree_runner("IREE exported, inputs imported", vmfbs["tuned"], imported.entry, inputs=IMPORTED),
-        _iree_runner("IREE exported, inputs on device", vmfbs["tuned"], imported.entry, inputs=ON_DEVICE),
+        Runner("IREE default", iree.load_function(vmfbs["default"], imported.entry, iree.COPIED)),
+        Runner("IREE exported", iree.load_function(vmfbs["tuned"], imported.entry, iree.COPIED)),
+        Runner("IREE exported, inputs imported", iree.load_function(vmfbs["tuned"], imported.entry, iree.IMPORTED)),
+        Runner("IREE exported, inputs on device", iree.load_function(vmfbs["tuned"], imported.entry, iree.ON_DEVICE)),
         Runner("numpy (OpenBLAS)", lambda xs: [np.matmul(xs[0], xs[1])]),
     ]
     reference = runners[-1].call(inputs)
@@ -103,7 +93,7 @@ def main() -> int:
         ok, r.error = outputs_match(r.call(inputs)[:1], reference)
         if not ok:
             notes.append(f"{r.name}: outputs differ from numpy (max relative error {r.error:.2e})")
-    workers = _iree_worker_threads()
+    workers = iree.worker_threads()
     if workers is not None and workers != args.threads:
         notes.append(f"IREE runs {workers} worker threads, not {args.threads}")
     # Enough calls per round for ~300 ms of the slowest runner.

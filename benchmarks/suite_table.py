@@ -1,4 +1,4 @@
-"""One table over the model suite from the reports (`tune` + `benchmarks/compare.py` outputs).
+"""One table over the model suite from the reports (`tune` + `tune compare` outputs).
 
     python benchmarks/suite_table.py [--reports reports] [JOB ...]
 

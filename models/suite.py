@@ -1,7 +1,7 @@
 """The model suite: small, real network shapes with fixed-seed random weights (nothing downloaded).
 
 Each public function is a factory for the `torch` frontend (`factory: models/suite.py:NAME`)
-and for `benchmarks/compare.py`: it returns an `nn.Module` in eval mode. The frontend seeds
+and for `tune compare`: it returns an `nn.Module` in eval mode. The frontend seeds
 torch before calling it; the factories seed again so that they are deterministic on their own.
 Batch norm is folded into the preceding conv, as an inference deployment would do, with
 non-trivial random statistics so that the folding changes the weights.

@@ -11,7 +11,7 @@ import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# benchmarks/compare.py's rows, in its order, for a torch model when torch.compile is left out.
+# tune compare's rows, in its order, for a torch model when torch.compile is left out.
 COMPARE_ROWS = (
     "IREE default",
     "IREE tuned",

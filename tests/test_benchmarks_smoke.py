@@ -1,7 +1,7 @@
 """Every script in benchmarks/ run as a user runs it, on tiny inputs, so that none of them rots.
 
 Each script runs in a child process (`python benchmarks/x.py ...`) with the real tools: a real
-`tune` job on a tiny torch MLP (two matmuls) feeds compare.py, suite_table.py, confirm.py and
+`tune` job on a tiny torch MLP (two matmuls) feeds `tune compare`, suite_table.py, confirm.py and
 prompt_sizes.py; proposers.py runs with the embedded local LLM (installed by the README's test
 command, like tests/test_llm_local.py). The one injected fault is a tuned build that computes
 something else: a report made by hand whose compile flags demote matmul inputs to bf16.
@@ -82,11 +82,27 @@ def tuned(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compared(tuned):
-    """compare.py on the tuned job with ONE thread per runner: on a 2-core machine IREE's own
+    """`tune compare` on the tuned job with ONE thread per runner: on a 2-core machine IREE's own
     default is already 2 workers, so only a count below the core count shows that the pin works."""
     config, report = tuned
-    proc = bench(
-        "compare.py", "--config", config, "--rounds", "1", "--iterations", "2", "--no-torch-compile", "--threads", "1"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schedtune.cli",
+            "compare",
+            "--config",
+            str(config),
+            "--rounds",
+            "1",
+            "--iterations",
+            "2",
+        ]
+        + ["--no-torch-compile", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     return proc, report
 
@@ -99,9 +115,9 @@ def test_compare_pins_every_runner_iree_included(compared):
     assert phrase in (report / "compare.md").read_text()
     data = json.loads((report / "compare.json").read_text())
     assert data["threads"] == 1
-    # Counted in compare.py's own process after both IREE builds ran: unpinned, it is 2 here.
+    # Counted in tune compare's own process after both IREE builds ran: unpinned, it is 2 here.
     assert data["iree_worker_threads"] == 1, data["notes"]
-    # The job's default policy, inherited by the workers IREE started after compare.py set it.
+    # The job's default policy, inherited by the workers IREE started after tune compare set it.
     assert data["scheduling"] == "batch" and data["iree_worker_scheduling"] == ["batch"]
     assert tuple(r["runner"] for r in data["rows"]) == COMPARE_ROWS
     assert data["reference"] == "PyTorch eager"
@@ -289,8 +305,8 @@ def test_matmul_script_refuses_a_model_that_is_not_one_gemm(tuned):
     assert proc.stderr.strip().splitlines()[-1] == "matmul: the job's model must take two inputs (A and B)"
 
 
-def test_iree_runner_passes_inputs_in_place_aligned_or_not(tmp_path):
-    """The 'inputs imported' rows hand numpy's memory to IREE without a copy. IREE 3.13 crashes
+def test_loaded_function_passes_inputs_in_place_aligned_or_not(tmp_path):
+    """`iree.load_function` (the API's `load()`, compare's IREE rows): imported inputs hand numpy's memory to IREE without a copy. IREE 3.13 crashes
     the call on host memory that is not 64-byte aligned, so an unaligned input is aligned once
     first: both kinds give numpy's product, as do the copied and on-device modes, in a child
     process (a crash there fails the test instead of killing pytest)."""
@@ -302,8 +318,7 @@ def test_iree_runner_passes_inputs_in_place_aligned_or_not(tmp_path):
     script = textwrap.dedent(f"""\
         import sys
         import numpy as np
-        sys.path.insert(0, {str(BENCH)!r})
-        from compare import COPIED, IMPORTED, ON_DEVICE, _iree_runner
+        from schedtune.iree import COPIED, IMPORTED, ON_DEVICE, load_function
 
         rng = np.random.default_rng(0)
         a = rng.random((64, 128), dtype=np.float32)  # positive: the model's ReLU keeps a @ b
@@ -313,9 +328,9 @@ def test_iree_runner_passes_inputs_in_place_aligned_or_not(tmp_path):
         b[...] = rng.random((128, 96), dtype=np.float32)
         assert b.ctypes.data % 64 != 0
         for mode in (IMPORTED, COPIED, ON_DEVICE):
-            run = _iree_runner(mode, {str(vmfb)!r}, "main", inputs=mode)
+            call = load_function({str(vmfb)!r}, "main", mode)
             for _ in range(3):
-                (out,) = run.call([a, b])
+                (out,) = call([a, b])
                 np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-4)
         print("ok")
         """)

@@ -14,7 +14,7 @@ from schedtune import iree
 from schedtune.config import ConfigError, ModelSpec, load_config
 from schedtune.frontend import FrontendError, import_model
 
-from .conftest import COMPARE_ROWS, DATA, REPO, check_exported_spec, run_tune
+from .conftest import COMPARE_ROWS, DATA, check_exported_spec, run_tune
 
 TINY = DATA / "tiny_models.py"
 
@@ -226,12 +226,14 @@ def test_tune_a_torch_model_end_to_end(torch_job):
 
 
 def test_compare_runs_every_framework(torch_job):
-    """benchmarks/compare.py: IREE default and tuned, onnxruntime, PyTorch; outputs agree; chart written."""
+    """tune compare: IREE default and tuned, onnxruntime, PyTorch; outputs agree; chart written."""
     config, report, _runs = torch_job
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "benchmarks" / "compare.py"),
+            "-m",
+            "schedtune.cli",
+            "compare",
             "--config",
             str(config),
             "--rounds",
@@ -258,7 +260,7 @@ def test_compare_runs_every_framework(torch_job):
 def test_compare_before_tune_is_one_line(tmp_path, write_job):
     config = write_job("never_tuned")
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "compare.py"), "--config", str(config)],
+        [sys.executable, "-m", "schedtune.cli", "compare", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -43,7 +43,7 @@ class ModelSpec:
         metadata={
             "doc": "`file.py:function` or `package.module:function` returning a `torch.nn.Module`; needed for "
             "format `torch`. An `mlir` model may name the factory it was exported from, so that "
-            "benchmarks/compare.py can run the framework beside IREE."
+            "`tune compare` can run the framework beside IREE."
         },
     )
     entry: str | None = dataclasses.field(

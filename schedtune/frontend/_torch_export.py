@@ -50,6 +50,33 @@ def example_inputs(shapes: list[str], seed: int = 0) -> tuple:
     return tuple(tensors)
 
 
+def export_torch_module(module, example_inputs: tuple, out: pathlib.Path) -> pathlib.Path:
+    """An in-memory `nn.Module` as torch-dialect MLIR at `out` (the Python API's frontend: the
+    module lives in the caller's process, so it is exported there)."""
+    import iree.turbine.aot as aot
+    import torch
+
+    from ..errors import FrontendError
+
+    if not isinstance(module, torch.nn.Module):
+        raise FrontendError(f"model: expected a torch.nn.Module, got {type(module).__name__}")
+    partial = out.with_name(out.name + ".partial")
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            aot.export(module, *example_inputs).save_mlir(str(partial))
+    except Exception as exc:  # torch.export's many failure types; the user needs the first line
+        partial.unlink(missing_ok=True)
+        raise FrontendError(
+            f"torch export failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+        ) from exc
+    finally:
+        module.train(was_training)
+    partial.replace(out)
+    return out
+
+
 def main(argv: list[str]) -> int:
     factory, out, *shapes = argv
     import iree.turbine.aot as aot

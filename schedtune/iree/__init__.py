@@ -1,6 +1,7 @@
 """IREE's tools behind small typed calls (compile, run, profile, benchmark)."""
 
 from ._mlir import functions_in
+from ._runtime import COPIED, IMPORTED, ON_DEVICE, load_function, pin_workers, worker_policies, worker_threads
 from ._scheduling import POLICIES as SCHEDULING_POLICIES
 from ._scheduling import apply_to_this_process as use_scheduling
 from ._scheduling import current_policy as current_scheduling
@@ -34,6 +35,13 @@ from ._tools import (
 )
 
 __all__ = [
+    "COPIED",
+    "IMPORTED",
+    "ON_DEVICE",
+    "load_function",
+    "pin_workers",
+    "worker_policies",
+    "worker_threads",
     "CompileResult",
     "DispatchTiming",
     "RunResult",

@@ -1,6 +1,6 @@
 """Tuned IREE against what users would otherwise run, interleaved in one process.
 
-    python benchmarks/compare.py --config configs/resnet.yaml [--rounds 10] [--no-torch-compile]
+    tune compare --config configs/resnet18.yaml [--rounds 10] [--no-torch-compile]
 
 Run after `tune --config ...`. Measures end-to-end latency of one model call for: IREE with
 its defaults, IREE with the exported spec + flags (both with 2 task-system workers:
@@ -16,7 +16,7 @@ Every runner gets the same inputs (the job's), every output is checked against P
 (or onnxruntime's for an ONNX model), and the runners take turns: round r times each of
 them once, so slow drifts of a noisy machine hit all alike. Writes `compare.md`,
 `compare.json` and `compare.png` into the job's report folder. Needs the extras `torch`,
-`onnx` and `compare` (`pip install -e '.[torch,onnx,compare]'`).
+`onnx` and `compare` (`pip install 'schedtune[torch,onnx,compare]'`).
 """
 
 from __future__ import annotations
@@ -32,13 +32,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-THREADS = 2  # default thread count of every runner, IREE's task-system workers included
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from .. import iree
+from ..builds import outputs_match
+from ..config import ConfigError, load_config
+from ..frontend import import_model
 
-from schedtune import iree  # noqa: E402
-from schedtune.builds import outputs_match  # noqa: E402
-from schedtune.config import ConfigError, load_config  # noqa: E402
-from schedtune.frontend import import_model  # noqa: E402
+THREADS = 2  # default thread count of every runner, IREE's task-system workers included
 
 
 class Runner:
@@ -55,67 +54,6 @@ class Runner:
         for _ in range(iterations):
             self.call(inputs)
         self.ms.append((time.perf_counter() - start) * 1e3 / iterations)
-
-
-def _pin_iree_workers(threads: int) -> None:
-    """Caps IREE's local-task worker count, as `iree-run-module --task_topology_max_group_count=N`.
-
-    The in-process runtime reads the task flags once, when the local-task driver is first
-    created (the Python bindings cache the driver and the device for the whole process), so
-    this must run before any `iree.runtime.Config`; flags parsed later are silently ignored.
-    """
-    import iree.runtime as rt
-
-    rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
-
-
-def _iree_worker_ids() -> list[int] | None:
-    """Linux thread ids of IREE's task-system workers in this process (named iree-worker-N),
-    or None off Linux."""
-    tasks = pathlib.Path("/proc/self/task")
-    if not tasks.is_dir():
-        return None
-    ids = []
-    for task in tasks.iterdir():
-        try:
-            if (task / "comm").read_text().startswith("iree-worker"):
-                ids.append(int(task.name))
-        except (OSError, ValueError):  # the thread ended meanwhile
-            pass
-    return ids
-
-
-def _iree_worker_threads(settle_s: float = 1.0) -> int | None:
-    """IREE task-system worker threads alive in this process, or None off Linux.
-
-    A worker names itself once it runs: the count is taken again until it stops changing.
-    """
-    if _iree_worker_ids() is None:
-        return None
-
-    def count() -> int:
-        return len(_iree_worker_ids() or [])
-
-    seen, deadline = count(), time.monotonic() + settle_s
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        again = count()
-        if again == seen and seen:
-            break
-        seen = again
-    return seen
-
-
-def _iree_worker_policies() -> list[str]:
-    """The scheduling policies IREE's worker threads run under (sorted names, empty off Linux):
-    the workers must have inherited the job's policy, or the timing is not the tuner's."""
-    found = set()
-    for tid in _iree_worker_ids() or []:
-        try:
-            found.add(iree.current_scheduling(tid))
-        except OSError:  # the thread ended meanwhile
-            pass
-    return sorted(found)
 
 
 class BuildFailed(Exception):
@@ -147,78 +85,12 @@ def build_default_and_tuned(job, work: pathlib.Path):
     return imported, default_flags, tuned_flags, vmfbs
 
 
-# How an IREE runner passes its numpy inputs (outputs are copied to the host on every call).
-COPIED = "copied"  # IREE's default: each numpy argument copied into a new device buffer per call
-ON_DEVICE = "on device"  # copied once, the device copy passed from then on
-IMPORTED = "imported"  # wrapped as device buffers without a copy on every call (read in place)
-IMPORT_ALIGNMENT = 64
-
-
-def _iree_runner(name: str, vmfb: pathlib.Path, entry: str, inputs: str = COPIED) -> Runner:
-    """IREE's Python runtime on `vmfb`, its inputs passed as `inputs` says.
-
-    Copied is what a plain `fn(numpy_array)` does: each call allocates fresh buffers, and
-    large ones are fresh pages from the kernel (page faults) unless the process's allocator
-    happens to reuse memory, so this row's cost depends on what else the process did.
-    Imported is how an application hands numpy arrays to IREE as onnxruntime and numpy read
-    theirs: in place (`import_host_allocation`). IREE needs the host memory 64-byte aligned
-    for that (an unaligned import crashes the call in IREE 3.13), so an unaligned input is
-    first copied once into aligned memory, as an application would allocate it."""
-    import iree.runtime as rt
-    from iree.runtime.array_interop import map_dtype_to_element_type
-
-    config = rt.Config("local-task")  # the process's one cached local-task device: pinned workers
-    ctx = rt.SystemContext(config=config)
-    module = rt.VmModule.mmap(config.vm_instance, str(vmfb))
-    ctx.add_vm_module(module)
-    fn = ctx.modules[module.name][entry]
-    prepared: list[tuple[np.ndarray, object]] = []  # (host array, what is passed for it)
-
-    def once(x: np.ndarray, make) -> object:
-        for host, passed in prepared:
-            if host is x:
-                return passed
-        prepared.append((x, make(x)))
-        return prepared[-1][1]
-
-    def aligned(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x)
-        if x.ctypes.data % IMPORT_ALIGNMENT == 0:
-            return x
-        raw = np.empty(x.nbytes + IMPORT_ALIGNMENT, dtype=np.uint8)
-        start = -raw.ctypes.data % IMPORT_ALIGNMENT
-        out = raw[start : start + x.nbytes].view(x.dtype).reshape(x.shape)
-        out[...] = x
-        return out
-
-    allocator = config.device.allocator
-    host_memory = int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE)
-
-    def imported(x: np.ndarray):
-        buffer = allocator.import_host_allocation(x, memory_type=host_memory, allowed_usage=int(rt.BufferUsage.DEFAULT))
-        return rt.HalBufferView(buffer, x.shape, map_dtype_to_element_type(x.dtype))
-
-    def arguments(given: list[np.ndarray]) -> list:
-        if inputs == ON_DEVICE:
-            return [once(x, lambda x: rt.asdevicearray(config.device, x)) for x in given]
-        if inputs == IMPORTED:
-            return [imported(once(x, aligned)) for x in given]
-        return list(given)
-
-    def call(given):
-        out = fn(*arguments(given))
-        outs = out if isinstance(out, (tuple, list)) else [out]
-        return [np.asarray(o.to_host()) for o in outs]
-
-    return Runner(name, call)
-
-
 def _torch_runners(
     factory: str, inputs: list[np.ndarray], with_compile: bool, work: pathlib.Path, notes: list[str], threads: int
 ) -> tuple[list[Runner], pathlib.Path | None]:
     import torch
 
-    from schedtune.frontend._torch_export import load_factory
+    from ..frontend._torch_export import load_factory
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -285,8 +157,7 @@ def _chart(path: pathlib.Path, job: str, rows: list[dict], threads: int) -> None
     plt.close(fig)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--output", help="reports folder (default: the job's)")
     parser.add_argument("--rounds", type=int, default=10)
@@ -303,40 +174,44 @@ def main() -> int:
         choices=iree.SCHEDULING_POLICIES,
         help="Linux scheduling policy of the whole process, every runner alike (default: the job's)",
     )
-    args = parser.parse_args()
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
+
+
+def main(args: argparse.Namespace) -> int:
+    """`tune compare`: the arguments of `add_arguments`."""
+    if args.threads < 1 or args.rounds < 1 or args.iterations < 1:
+        print("tune compare: --threads, --rounds and --iterations must be at least 1", file=sys.stderr)
+        return 2
     try:
         job = load_config(args.config, output_override=args.output)
     except ConfigError as exc:
-        print(f"compare: config error: {exc}", file=sys.stderr)
+        print(f"tune compare: config error: {exc}", file=sys.stderr)
         return 2
     report = job.report_dir
     spec = report / "tuning_spec.mlir"
     if not spec.exists():
-        print(f"compare: {spec} not found: run `tune --config {args.config}` first", file=sys.stderr)
+        print(f"tune compare: {spec} not found: run `tune --config {args.config}` first", file=sys.stderr)
         return 2
     scheduling = args.scheduling or job.target.scheduling
     iree.use_scheduling(scheduling)  # before any runner starts a thread: threads inherit it
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads (inductor's OpenMP kernels)
-    _pin_iree_workers(args.threads)  # before the first IREE device of this process
+    iree.pin_workers(args.threads)  # before the first IREE device of this process
     work = report / "work" / "compare"
     work.mkdir(parents=True, exist_ok=True)
     try:
         imported, _default_flags, _tuned_flags, vmfbs = build_default_and_tuned(job, work)
     except BuildFailed as exc:
-        print(f"compare: {exc}", file=sys.stderr)
+        print(f"tune compare: {exc}", file=sys.stderr)
         return 1
     input_files = iree.save_inputs(job.model.inputs, report / "work" / "inputs", job.search.seed)
     inputs = [np.load(p) for p in input_files]
 
     notes: list[str] = []
     runners = [
-        _iree_runner("IREE default", vmfbs["default"], imported.entry),
-        _iree_runner("IREE tuned", vmfbs["tuned"], imported.entry),
+        Runner("IREE default", iree.load_function(vmfbs["default"], imported.entry, iree.COPIED)),
+        Runner("IREE tuned", iree.load_function(vmfbs["tuned"], imported.entry, iree.COPIED)),
         # onnxruntime and PyTorch read numpy inputs in place; IREE's Python runtime copies them.
-        _iree_runner("IREE tuned, inputs imported", vmfbs["tuned"], imported.entry, inputs=IMPORTED),
-        _iree_runner("IREE tuned, inputs on device", vmfbs["tuned"], imported.entry, inputs=ON_DEVICE),
+        Runner("IREE tuned, inputs imported", iree.load_function(vmfbs["tuned"], imported.entry, iree.IMPORTED)),
+        Runner("IREE tuned, inputs on device", iree.load_function(vmfbs["tuned"], imported.entry, iree.ON_DEVICE)),
     ]
     iree_rows = len(runners)
     onnx_file = job.model.path if job.model.format == "onnx" else None
@@ -362,7 +237,7 @@ def main() -> int:
             notes.append(f"{r.name}: outputs differ from {ref_runner.name} (max relative error {r.error:.2e})")
     # Both IREE runners share the process's one local-task device and its workers. More
     # workers than --threads: the pin failed; fewer: the machine has fewer physical cores.
-    iree_workers = _iree_worker_threads()
+    iree_workers = iree.worker_threads()
     if iree_workers is not None and iree_workers > args.threads:
         notes.append(f"IREE worker count not pinned: {iree_workers} iree-worker threads, expected {args.threads}")
     elif iree_workers is not None and iree_workers < args.threads:
@@ -394,7 +269,7 @@ def main() -> int:
         "inputs": list(job.model.inputs),
         "threads": args.threads,
         "scheduling": scheduling,
-        "iree_worker_scheduling": _iree_worker_policies(),
+        "iree_worker_scheduling": iree.worker_policies(),
         "iree_worker_threads": iree_workers,
         "rounds": args.rounds,
         "iterations": args.iterations,
@@ -432,7 +307,3 @@ def main() -> int:
     _chart(report / "compare.png", job.name, rows, args.threads)
     print(text)
     return 1 if any("outputs differ" in n or "not pinned" in n for n in notes) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

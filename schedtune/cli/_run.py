@@ -1,4 +1,4 @@
-"""`tune --config JOB.yaml`: the command line. Bad input: one line on stderr, exit 2."""
+"""`tune run --config JOB.yaml` (or `tune --config JOB.yaml`): one tuning job."""
 
 from __future__ import annotations
 
@@ -7,69 +7,11 @@ import dataclasses
 import logging
 import sys
 
-from .config import load_config
-from .errors import ConfigError, SchedtuneError
+from ..config import load_config
+from ..errors import ConfigError, SchedtuneError
 
 
-def _db_main(argv: list[str]) -> int:
-    """`tune db export FILE` / `tune db import FILE`: tuning records in and out of a storage."""
-    parser = argparse.ArgumentParser(
-        prog="tune db",
-        description="Move tuning records between storages (versioned JSON lines; see schedtune.history).",
-    )
-    parser.add_argument("action", choices=("export", "import"))
-    parser.add_argument("file", help="history file (.jsonl)")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", help="the job whose storage to use")
-    where.add_argument("--storage", help="a storage URL, e.g. sqlite:///reports/cnn/study.db")
-    parser.add_argument("--output", help="with --config: its reports folder, as for tune")
-    args = parser.parse_args(argv)
-    import pathlib
-    import warnings
-
-    import optuna
-    import sqlalchemy
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from . import history
-    from .store import Cache
-
-    try:
-        storage = args.storage or load_config(args.config, output_override=args.output).storage
-        path = pathlib.Path(args.file)
-        sqlite_file = pathlib.Path(storage[len("sqlite:///") :]) if storage.startswith("sqlite:///") else None
-        if args.action == "export":
-            if sqlite_file is not None and not sqlite_file.is_file():
-                raise ConfigError(f"no study database at {storage}")
-            records = history.collect_records(storage)
-            history.write_records(path, records)
-            print(f"tune db: {len(records)} record(s) written to {path}")
-        else:
-            records = history.read_records(path)
-            if sqlite_file is not None:  # a job that has not run yet: its folder comes first
-                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-            added = history.import_records(Cache(storage), records)
-            print(f"tune db: {added} new record(s) of {len(records)} imported into {storage.split('@')[-1]}")
-    except SchedtuneError as exc:
-        prefix = "config error: " if isinstance(exc, ConfigError) else ""
-        print(f"tune db: {prefix}{str(exc).splitlines()[0]}", file=sys.stderr)
-        return exc.exit_code
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"tune db: storage unusable: {reason}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"tune db: {exc.strerror or exc} ({exc.filename or 'I/O'})", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "db":
-        return _db_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="tune", description="Autotune IREE CPU dispatches of a model.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="job config (YAML), e.g. configs/cnn.yaml")
     parser.add_argument("--output", help="reports folder (default: the config's `output`, else ./reports)")
     parser.add_argument("--max-minutes", type=float, help="stop searching after this long; export what was found")
@@ -86,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         "records (tune db import) per target, check them, confirm end to end, export",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     try:
         job = load_config(args.config, output_override=args.output)
     except ConfigError as exc:
@@ -115,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from .job import run_job
+    from ..job import run_job
 
     log = logging.getLogger("schedtune")
     try:
@@ -148,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             f"tune: warning: {label}: the {job.proposer.kind} proposer failed ({why}); heuristic proposals used",
             file=sys.stderr,
         )
-    from .report._write import headline
+    from ..report._write import headline
 
     plain = headline(summary).replace("**", "").replace("`", "")
     print(
@@ -156,7 +100,3 @@ def main(argv: list[str] | None = None) -> int:
         f"report: {result.report_dir / 'report.md'}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
