@@ -132,13 +132,22 @@ def host_cpu_features() -> str:
 
 @functools.cache
 def host_cpu_model() -> str:
-    """The CPU's model name: part of every cache key (the same features can time differently)."""
+    """The CPU's model name, with its family and model numbers where the kernel gives them:
+    part of every cache key (the same features can time differently, and virtual machines
+    often show one name, e.g. "AMD EPYC", for several generations)."""
+    fields: dict[str, str] = {}
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in fields:
+        if "cpu family" in fields and "model" in fields:
+            return f"{fields['model name']} (family {fields['cpu family']} model {fields['model']})"
+        return fields["model name"]
     import platform
 
     return platform.processor() or platform.machine()
