@@ -164,6 +164,20 @@ def tune_target(
     """
     if isinstance(storage, str):
         storage = get_storage(storage)
+    study = _open_study(storage, study_name, sampler, seed, evaluator.model.stale_after_s)
+    skeletons = _study_skeletons(study, storage, target, skeletons, evaluator, history_prefix)
+    if not study.user_attrs.get(attrs.TARGET):
+        _start_study(study, storage, target, skeletons, evaluator, default_values, warm_start, history_prefix)
+    compiles_before = evaluator.compiles
+    _TrialLoop(study, target, space, skeletons, evaluator, trials, quota or {}, random.Random(seed)).run(
+        deadline, progress
+    )
+    return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+
+
+def _open_study(storage, study_name: str, sampler: str, seed: int, stale_after_s: float) -> optuna.Study:
+    """The target's study, created or resumed; trials a killed process left running are
+    marked lost and this process joins as a worker."""
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -171,165 +185,218 @@ def tune_target(
         direction="minimize",
         load_if_exists=True,
     )
-    recover_lost_trials(study, evaluator.model.stale_after_s)
+    recover_lost_trials(study, stale_after_s)
     join_study(study)
+    return study
+
+
+def _study_skeletons(
+    study: optuna.Study,
+    storage,
+    target: TuningTarget,
+    proposed: tuple[Skeleton, ...],
+    evaluator: Evaluator,
+    history_prefix,
+) -> tuple[Skeleton, ...]:
+    """The skeletons the study searches: those it started with when resumed (Optuna's
+    distributions must not change); else an older study's of the same target, then today's
+    proposals it lacks (e.g. the transform-dialect tier, switched on since)."""
     stored = study.user_attrs.get(attrs.SKELETONS)
     if stored:
-        # Resume with the skeletons the study started with: Optuna's distributions must not change.
-        skeletons = tuple(Skeleton.from_json(s) for s in json.loads(stored))
-    else:
-        previous = _previous_studies(storage, history_prefix, study_name) if history_prefix else []
-        carried = [p for p in previous if p.user_attrs.get(attrs.SKELETONS)]
-        if carried:
-            # The old study's skeletons (its winners re-verified), then any proposed today that it
-            # lacks (e.g. the transform-dialect tier, switched on since).
-            old = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
-            names = {s.name for s in old}
-            skeletons = old + tuple(s for s in skeletons if s.name not in names)
-        # Workers starting together may each bring skeletons (an LLM's differ from run to run);
-        # the first to store them fixes the study's search space for all.
-        fixed = evaluator.cache.setdefault(
-            cache_key(kind="study_skeletons", study=study_name),
-            "study",
-            study_name,
-            {"skeletons": [s.to_json() for s in skeletons]},
-        )
-        skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
-        study.set_user_attr(attrs.SKELETONS, json.dumps([s.to_json() for s in skeletons]))
-        study.set_user_attr(attrs.TARGET, target.label)
-        study.set_user_attr(attrs.LOOPS, json.dumps(loop_bounds(target.root)))
-        study.set_user_attr(attrs.DEFAULT_NS, target.default_ns)
-        study.set_user_attr(attrs.FAMILY, target.root.family)
-        study.set_user_attr(attrs.OP_NAME, target.root.op_name)
-        study.set_user_attr(attrs.ELEMENT_TYPES, json.dumps(list(target.root.element_types)))
-        study.set_user_attr(attrs.LOOP_ORDER, json.dumps(list(loop_bounds(target.root).items())))
-        study.set_user_attr(attrs.FINGERPRINT, json.dumps(evaluator.model.fingerprint))
-        for name, values in default_values.items():
-            if any(s.name == name for s in skeletons):
-                study.enqueue_trial(trial_params(name, values), skip_if_exists=True)
-                break
-        for params in warm_start:
-            study.enqueue_trial(params, skip_if_exists=True)
-        for old in carried:
-            done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-            for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
-                study.enqueue_trial(t.params, skip_if_exists=True)
-            if done_old:
-                log.info(
-                    "%s: re-verifying %d winner(s) of %s",
-                    target.label,
-                    min(len(done_old), WARM_START_TOP),
-                    old.study_name,
-                )
-    by_name = {s.name: s for s in skeletons}
-    loops = loop_names(target.root)
-    compiles_before = evaluator.compiles
+        return tuple(Skeleton.from_json(s) for s in json.loads(stored))
+    skeletons = proposed
+    carried = _carried_studies(storage, history_prefix, study.study_name)
+    if carried:
+        old = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
+        names = {s.name for s in old}
+        skeletons = old + tuple(s for s in proposed if s.name not in names)
+    # Workers starting together may each bring skeletons (an LLM's differ from run to run);
+    # the first to store them fixes the study's search space for all.
+    fixed = evaluator.cache.setdefault(
+        cache_key(kind="study_skeletons", study=study.study_name),
+        "study",
+        study.study_name,
+        {"skeletons": [s.to_json() for s in skeletons]},
+    )
+    skeletons = tuple(Skeleton.from_json(s) for s in fixed["skeletons"])
+    study.set_user_attr(attrs.SKELETONS, json.dumps([s.to_json() for s in skeletons]))
+    return skeletons
 
-    def slots_taken(below: int | None = None) -> int:
-        """Budget slots held by counted or running trials (numbered below `below`, if given)."""
+
+def _carried_studies(storage, history_prefix: str | None, current: str) -> list[optuna.Study]:
+    """Earlier studies of the same target that stored their skeletons."""
+    previous = _previous_studies(storage, history_prefix, current) if history_prefix else []
+    return [p for p in previous if p.user_attrs.get(attrs.SKELETONS)]
+
+
+def _start_study(
+    study: optuna.Study,
+    storage,
+    target: TuningTarget,
+    skeletons: tuple[Skeleton, ...],
+    evaluator: Evaluator,
+    default_values: dict[str, dict[str, int]],
+    warm_start: list[dict],
+    history_prefix: str | None,
+) -> None:
+    """A new study: describe the target for history and retrieval, then queue its first
+    trials: IREE's default config, the history's configs, an older study's winners."""
+    study.set_user_attr(attrs.TARGET, target.label)
+    study.set_user_attr(attrs.LOOPS, json.dumps(loop_bounds(target.root)))
+    study.set_user_attr(attrs.DEFAULT_NS, target.default_ns)
+    study.set_user_attr(attrs.FAMILY, target.root.family)
+    study.set_user_attr(attrs.OP_NAME, target.root.op_name)
+    study.set_user_attr(attrs.ELEMENT_TYPES, json.dumps(list(target.root.element_types)))
+    study.set_user_attr(attrs.LOOP_ORDER, json.dumps(list(loop_bounds(target.root).items())))
+    study.set_user_attr(attrs.FINGERPRINT, json.dumps(evaluator.model.fingerprint))
+    for name, values in default_values.items():
+        if any(s.name == name for s in skeletons):
+            study.enqueue_trial(trial_params(name, values), skip_if_exists=True)
+            break
+    for params in warm_start:
+        study.enqueue_trial(params, skip_if_exists=True)
+    for old in _carried_studies(storage, history_prefix, study.study_name):
+        done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+        for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
+            study.enqueue_trial(t.params, skip_if_exists=True)
+        if done_old:
+            log.info(
+                "%s: re-verifying %d winner(s) of %s", target.label, min(len(done_old), WARM_START_TOP), old.study_name
+            )
+
+
+class _TrialLoop:
+    """Ask, check, evaluate and tell in batches until the study holds its budget of counted
+    trials. The budget is shared with every other worker of the study (see `over_budget`)."""
+
+    def __init__(self, study, target, space, skeletons, evaluator, trials: int, quota: dict[str, int], rng) -> None:
+        self.study, self.target, self.space, self.evaluator = study, target, space, evaluator
+        self.skeletons = skeletons
+        self.by_name = {s.name: s for s in skeletons}
+        self.loops = loop_names(target.root)
+        self.trials, self.quota, self.rng = trials, quota, rng
+        self.attempts = 0
+        self.repeats = 0
+
+    def slots_taken(self, below: int | None = None) -> int:
+        """Budget slots held by counted or running trials (numbered below `below`, if given);
+        between batches, every running trial is another worker's."""
         return sum(
             1
-            for t in study.get_trials(deepcopy=False)
+            for t in self.study.get_trials(deepcopy=False)
             if (below is None or t.number < below) and (_counted(t) or t.state == TrialState.RUNNING)
         )
 
-    def finished_count() -> int:
-        """Counted trials plus those in flight elsewhere (between batches, none of ours is)."""
-        return slots_taken()
-
-    def over_budget(number: int) -> bool:
+    def over_budget(self, number: int) -> bool:
         """Would trial `number` exceed the budget? Ranked by trial number, which the storage
         assigns atomically, so two workers racing for the last slot cannot both take it: each
         sees the other's trial as running, and the later one gives way. A running trial may
         still turn out free (a duplicate); then the budget is refilled by whoever goes on."""
-        return slots_taken(below=number) >= trials
+        return self.slots_taken(below=number) >= self.trials
 
-    def best() -> float | None:
-        vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    def best(self) -> float | None:
+        vals = [t.value for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         return min(vals) if vals else None
 
-    attempts = 0
-    repeats = 0
-    rng = random.Random(seed)
-    finished = finished_count()
-    untunable = _untunable(study)
-    batch_size = max(1, evaluator.compile_workers)
-    while finished < trials and attempts < 6 * trials and skeletons and not untunable:
-        if deadline is not None and time.monotonic() > deadline:
-            log.info("%s: time budget reached after %d trials", target.label, finished)
-            break
-        seen = _counted_configs(study)
+    def run(self, deadline: float | None, progress: ProgressFn | None) -> None:
+        finished = self.slots_taken()
+        untunable = _untunable(self.study)
+        while finished < self.trials and self.attempts < 6 * self.trials and self.skeletons and not untunable:
+            if deadline is not None and time.monotonic() > deadline:
+                log.info("%s: time budget reached after %d trials", self.target.label, finished)
+                break
+            batch = self.next_batch(min(max(1, self.evaluator.compile_workers), self.trials - finished))
+            if batch:
+                self.evaluate(batch)
+            finished = self.slots_taken()
+            if not batch:
+                continue
+            untunable = _untunable(self.study)
+            if untunable:
+                log.warning("%s: %s; not tuned", self.target.label, untunable)
+            if progress:
+                progress(finished, self.trials, self.best())
+
+    def next_batch(self, size: int) -> list[tuple[optuna.Trial, CompilationConfig]]:
+        """Up to `size` new legal configs, each in its asked trial; constraint breakers,
+        repeats and trials over the budget are told at once and charge nothing."""
+        seen = _counted_configs(self.study)
         batch: list[tuple[optuna.Trial, CompilationConfig]] = []
-        while len(batch) < min(batch_size, trials - finished) and attempts < 6 * trials:
-            attempts += 1
-            for name, wanted in (quota or {}).items():
-                if name in by_name and _drawn(study, name) < wanted:
-                    study.enqueue_trial({"skeleton": name})
-                    break
-            trial = study.ask()
+        while len(batch) < size and self.attempts < 6 * self.trials:
+            self.attempts += 1
+            self.enqueue_quota()
+            trial = self.study.ask()
             with _taken_over_ok(trial):
-                trial.set_user_attr(attrs.WORKER, evaluator.worker)
-                name = trial.suggest_categorical("skeleton", [s.name for s in skeletons])
-                skeleton = by_name[name]
-                values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
-                config = skeleton.config(values, loops)
-                violations = space.check_config(config, target.root)
-                repaired = space.repair(skeleton, values, target.root) if violations else None
-                if repaired is not None:
-                    trial.set_user_attr(attrs.REPAIRED, "; ".join(violations))
-                    config, violations = skeleton.config(repaired, loops), []
+                trial.set_user_attr(attrs.WORKER, self.evaluator.worker)
+                config, violations = self.sample(trial)
                 trial.set_user_attr(attrs.CONFIG, config.canonical())
                 if violations:
                     trial.set_user_attr(attrs.STATUS, TrialStatus.CONSTRAINT.value)
                     trial.set_user_attr(attrs.ERROR, "; ".join(violations))
-                    study.tell(trial, state=TrialState.FAIL)
+                    self.study.tell(trial, state=TrialState.FAIL)
                     continue
                 if config.canonical() in seen or any(c == config for _, c in batch):
                     # TPE re-proposed a config this study already has: reuse it, charge no budget.
-                    _tell_duplicate(study, trial, evaluator.lookup(target, config))
-                    repeats += 1
-                    if repeats >= REPEATS_BEFORE_UNSEEN:
-                        # In a small space TPE keeps re-proposing what it knows (a script
-                        # skeleton ran out of attempts at 20 of 30 trials): from then on each
-                        # repeat is answered by a legal point nobody has measured.
-                        known = seen | {c.canonical() for _, c in batch}
-                        unseen = _unseen_point(
-                            skeletons, loops, known, lambda c: not space.check_config(c, target.root), rng
-                        )
-                        if unseen is not None:
-                            study.enqueue_trial(unseen)
+                    _tell_duplicate(self.study, trial, self.evaluator.lookup(self.target, config))
+                    self.after_repeat(seen | {c.canonical() for _, c in batch})
                     continue
-                if over_budget(trial.number):
+                if self.over_budget(trial.number):
                     trial.set_user_attr(attrs.STATUS, TrialStatus.OVER_BUDGET.value)
-                    study.tell(trial, state=TrialState.FAIL)
+                    self.study.tell(trial, state=TrialState.FAIL)
                     break
                 batch.append((trial, config))
-        if not batch:
-            finished = finished_count()
-            continue
+        return batch
+
+    def enqueue_quota(self) -> None:
+        for name, wanted in self.quota.items():
+            if name in self.by_name and _drawn(self.study, name) < wanted:
+                self.study.enqueue_trial({"skeleton": name})
+                break
+
+    def sample(self, trial: optuna.Trial) -> tuple[CompilationConfig, list[str]]:
+        """The trial's config and the space's constraints it breaks (a breaker the space can
+        repair is repaired: the trial keeps its sampled values, the config is the repair)."""
+        name = trial.suggest_categorical("skeleton", [s.name for s in self.skeletons])
+        skeleton = self.by_name[name]
+        values = {k: trial.suggest_categorical(f"{name}.{k}", list(choices)) for k, choices in skeleton.knobs()}
+        config = skeleton.config(values, self.loops)
+        violations = self.space.check_config(config, self.target.root)
+        repaired = self.space.repair(skeleton, values, self.target.root) if violations else None
+        if repaired is not None:
+            trial.set_user_attr(attrs.REPAIRED, "; ".join(violations))
+            return skeleton.config(repaired, self.loops), []
+        return config, violations
+
+    def after_repeat(self, known: set[str]) -> None:
+        """In a small space TPE keeps re-proposing what it knows (a script skeleton ran out of
+        attempts at 20 of 30 trials): after a few repeats each is answered by a legal point
+        nobody has measured."""
+        self.repeats += 1
+        if self.repeats < REPEATS_BEFORE_UNSEEN:
+            return
+        unseen = _unseen_point(
+            self.skeletons, self.loops, known, lambda c: not self.space.check_config(c, self.target.root), self.rng
+        )
+        if unseen is not None:
+            self.study.enqueue_trial(unseen)
+
+    def evaluate(self, batch: list[tuple[optuna.Trial, CompilationConfig]]) -> None:
         told: set[int] = set()
 
-        def record(i: int, result: TrialResult, batch=batch, told=told) -> None:
-            _tell(study, batch[i][0], target, result)
+        def record(i: int, result: TrialResult) -> None:
+            _tell(self.study, batch[i][0], self.target, result)
             told.add(i)
 
-        results = evaluator.evaluate_many(target, [c for _, c in batch], record=record)
+        results = self.evaluator.evaluate_many(self.target, [c for _, c in batch], record=record)
         # A cached result may be another worker's trial, told before it was published.
-        seen = _counted_configs(study)
+        seen = _counted_configs(self.study)
         for i, ((trial, config), result) in enumerate(zip(batch, results, strict=True)):
             if i in told:
                 continue
             if result.cached and config.canonical() in seen:
-                _tell_duplicate(study, trial, result)
+                _tell_duplicate(self.study, trial, result)
                 continue
-            _tell(study, trial, target, result)
-        finished = finished_count()
-        untunable = _untunable(study)
-        if untunable:
-            log.warning("%s: %s; not tuned", target.label, untunable)
-        if progress:
-            progress(finished, trials, best())
-    return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
+            _tell(self.study, trial, self.target, result)
 
 
 def _unseen_point(
