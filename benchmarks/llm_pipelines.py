@@ -22,7 +22,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from schedtune import _pipeline as stages  # noqa: E402
+from schedtune import job as stages  # noqa: E402
 from schedtune.config import load_config  # noqa: E402
 from schedtune.dispatches import analyze_model  # noqa: E402
 from schedtune.pipelines import load_pipeline_space, pipeline_error  # noqa: E402

@@ -37,7 +37,7 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from schedtune import _pipeline as stages  # noqa: E402
+from schedtune import job as stages  # noqa: E402
 from schedtune.config import load_config  # noqa: E402
 from schedtune.pipelines import PassStep, Pipeline, load_pipeline_space, pipeline_error  # noqa: E402
 from schedtune.search import choose_flags  # noqa: E402

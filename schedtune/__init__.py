@@ -4,14 +4,15 @@ import schedtune
 result = schedtune.tune(model, example_inputs, budget={"max_minutes": 10})
 """
 
-__version__ = "0.1.0"
-__all__ = ["TuningResult", "run", "tune"]
+from ._version import __version__
+
+__all__ = ["TuningResult", "__version__", "run", "tune"]
 
 
 def __getattr__(name: str):
     # The API pulls in the whole job (Optuna, the compiler's bindings); the tool's child
     # processes (`python -m schedtune.x`) import this package too and need none of it.
-    if name in __all__:
+    if name in ("TuningResult", "run", "tune"):
         from . import api
 
         return getattr(api, name)

@@ -94,10 +94,10 @@ def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monk
     """
     import dataclasses
 
-    from schedtune import _pipeline
+    from schedtune import job as _job_module
     from schedtune.config import load_config
 
-    real_confirm = _pipeline.confirm
+    real_confirm = _job_module.confirm
     calls = []
 
     def confirm(model, default_flags, winners, *args, **kwargs):
@@ -108,9 +108,9 @@ def test_tuned_build_slower_end_to_end_is_not_exported(tmp_path, write_job, monk
             return dataclasses.replace(result, kept=[label], tuned_ms=[t * 1.25 for t in result.default_ms])
         return result
 
-    monkeypatch.setattr(_pipeline, "confirm", confirm)
+    monkeypatch.setattr(_job_module, "confirm", confirm)
     job = load_config(write_job("withdraw", trials=3))
-    result = _pipeline.run_job(job, quiet=True)
+    result = _job_module.run_job(job, quiet=True)
     assert len(calls) == 2 and calls[1] == []  # re-confirmed with nothing
     summary = result.summary
     assert summary["export"]["withdrawn"]["speedup"] < 1.0
