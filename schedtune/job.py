@@ -11,6 +11,7 @@ import json
 import logging
 import pathlib
 import time
+from collections.abc import Callable
 
 import optuna
 
@@ -19,12 +20,22 @@ from .builds import ModelContext
 from .config import JobConfig
 from .dispatches import Analysis, analyze_model, find_targets
 from .evaluation import Evaluator, busy_warning
-from .export import Contender, carry_winners, confirm, decide_export, head_to_head, select_winners, write_exports
+from .export import (
+    Confirmation,
+    Contender,
+    carry_winners,
+    confirm,
+    decide_export,
+    head_to_head,
+    select_winners,
+    write_exports,
+)
 from .families import SCRIPTED
 from .frontend import import_model
 from .history import collect_records, imported_records, map_config, nearest
 from .pipelines import compile_ready, load_pipeline_space, pipeline_error, user_pipelines
 from .proposers import HeuristicProposer, PipelineRequest, ProposalRequest, Proposer
+from .redaction import redact
 from .report import (
     BuildRun,
     JobSummary,
@@ -77,6 +88,8 @@ class _Context:
     reference: list
     deadline: float | None
     busy_warnings: list[str]
+    confirm_failures: list[str] = dataclasses.field(default_factory=list)
+    dropped_contenders: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> why
 
     def under(self, flags: list[str]) -> ModelContext:
         return dataclasses.replace(self.base, flags=self.target_flags + list(flags))
@@ -298,15 +311,21 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         run.search.outcomes = [race(o, evaluator) for o in settled]
         winners = select_winners(run.search.outcomes, evaluator.usable)
         all_winners += winners
-        run.confirmation = confirm(
-            evaluator.model,
-            ctx.target_flags,
-            winners,
-            ctx.reference,
-            ctx.cache,
-            rounds=rounds,
-            on_wrong=evaluator.mark_failed,
+        run.confirmation = _confirmed(
+            ctx,
+            run.name,
+            lambda evaluator=evaluator, winners=winners: confirm(
+                evaluator.model,
+                ctx.target_flags,
+                winners,
+                ctx.reference,
+                ctx.cache,
+                rounds=rounds,
+                on_wrong=evaluator.mark_failed,
+            ),
         )
+        if run.confirmation is None:
+            continue
         contenders.append(Contender(run.name, run.flags, run.confirmation, True))
         models.append(evaluator.model)
     if level.fastest not in {run.name for run, _ in runs} and level.builds.get(level.fastest):
@@ -315,16 +334,21 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
         # is in the fastest build too (attention under data tiling) go with it: a dispatch
         # the flags leave alone keeps its tuned config.
         carried = carry_winners(all_winners, level.analyses[level.fastest].all_targets)
-        alone = confirm(
-            ctx.under(level.builds[level.fastest]),
-            ctx.target_flags,
-            carried,
-            ctx.reference,
-            ctx.cache,
-            rounds=rounds,
+        alone = _confirmed(
+            ctx,
+            level.fastest,
+            lambda: confirm(
+                ctx.under(level.builds[level.fastest]),
+                ctx.target_flags,
+                carried,
+                ctx.reference,
+                ctx.cache,
+                rounds=rounds,
+            ),
         )
-        contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, bool(alone.kept)))
-        models.append(ctx.under(level.builds[level.fastest]))
+        if alone is not None:
+            contenders.append(Contender(level.fastest, level.builds[level.fastest], alone, bool(alone.kept)))
+            models.append(ctx.under(level.builds[level.fastest]))
     if len(contenders) > 1:
         ctx.busy_check("before the head-to-head race")
         races = head_to_head(
@@ -337,6 +361,20 @@ def _confirm_builds(ctx: _Context, runs: list[tuple[BuildRun, Evaluator]], level
             contender.race_ms = times
             log.info("head to head: %s %.2f ms", contender.name, contender.race_median)
     return contenders
+
+
+def _confirmed(ctx: _Context, name: str, run: Callable[[], Confirmation]) -> Confirmation | None:
+    """A contender's confirmation; a failed one (a run that hung or crashed) is tried once
+    more, then the contender is left out with the reason (summary.json, report)."""
+    for attempt in (1, 2):
+        try:
+            return run()
+        except iree.ToolError as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            log.warning("confirming %s failed (attempt %d): %s", name, attempt, reason)
+            ctx.confirm_failures.append(f"{name}, attempt {attempt}: {reason}")
+    ctx.dropped_contenders[name] = reason
+    return None
 
 
 def _export_prepared_model(ctx: _Context, shipped_flags: list[str]) -> str | None:
@@ -444,10 +482,11 @@ def run_job(
         ),
         untuned_dispatches=untuned_rows(build_runs, decision.shipped.name),
         end_to_end=decision.shipped.confirmation.to_json() | {"spec_text": None},
-        export=decision.to_json(),
+        export=decision.to_json()
+        | {"confirm_failures": ctx.confirm_failures, "dropped_contenders": ctx.dropped_contenders},
         proposer_fallbacks=fallbacks,
         busy_warnings=ctx.busy_warnings,
-        storage=job.storage.split("@")[-1] if "@" in job.storage else job.storage,
+        storage=redact(job.storage),
         seconds=time.monotonic() - start,
         compiles=compiles,
         trial_compiles=sum(o.compiles for run in build_runs for o in run.search.outcomes),

@@ -13,7 +13,7 @@ import threading
 class FakeOpenAI:
     """Answers /v1/chat/completions from a list of scripted replies; records every request.
 
-    A reply is a string (the message content), or ("status", code) to fail with an HTTP code,
+    A reply is a string (the message content), or ("status", code[, message]) to fail with an HTTP code,
     or a callable(request_json) -> reply.
     """
 
@@ -38,7 +38,8 @@ class FakeOpenAI:
                     self.send_response(reply[1])
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
-                    self.wfile.write(json.dumps({"error": {"message": "rejected by the fake"}}).encode())
+                    message = reply[2] if len(reply) > 2 else "rejected by the fake"
+                    self.wfile.write(json.dumps({"error": {"message": message}}).encode())
                     return
                 data = {
                     "id": "x",

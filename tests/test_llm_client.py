@@ -192,6 +192,39 @@ def test_api_key_used_but_never_written(tmp_path, monkeypatch):
     assert "llm:block" in summary["dispatches"][0]["skeletons"]
 
 
+def test_a_key_echoed_by_a_rejecting_server_is_never_written(tmp_path, monkeypatch):
+    """OpenAI's own 401 text quotes the key: it reaches no file of the report and not stderr."""
+    secret = "sk-proj-ECHOED-by-the-server-9876"
+    monkeypatch.setenv("SCHEDTUNE_TEST_KEY", secret)
+    config = tmp_path / "job.yaml"
+    refusal = ("status", 401, f"Incorrect API key provided: {secret}. You can find your API key at ...")
+    with FakeOpenAI([refusal] * 12) as fake:
+        config.write_text(
+            f"name: llmjob\noutput: {tmp_path / 'reports'}\n"
+            f"model: {{format: mlir, path: {DATA / 'matmul.mlir'}, entry: main, inputs: [64x128xf32, 128x96xf32]}}\n"
+            "budget: {trials_per_dispatch: 2, confirm_rounds: 2}\n"
+            "search: {sampler: random, seed: 0, tune_model_flags: false}\n"
+            f"proposer: {{kind: llm, base_url: 'http://user:pw-in-url@127.0.0.1:{fake.base_url.split(':')[-1]}', "
+            "model: fake, api_key_env: SCHEDTUNE_TEST_KEY}\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "schedtune.cli", "--config", str(config), "--quiet", "-v"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert fake.requests, "the server was asked"
+    assert "heuristic proposals used" in proc.stderr  # the refusal is reported...
+    for text in (proc.stdout, proc.stderr):
+        assert secret not in text and "pw-in-url" not in text  # ...without the key
+    files = [p for p in (tmp_path / "reports").rglob("*") if p.is_file()]
+    assert any(p.name == "llm_calls.jsonl" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert secret.encode() not in data and b"pw-in-url" not in data, path
+
+
 def test_pipeline_repair_round_feeds_back_the_error(tmp_path):
     from schedtune.pipelines import load_pipeline_space, pipeline_error
     from schedtune.proposers import PipelineRequest

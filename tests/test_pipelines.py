@@ -5,6 +5,7 @@ trials, the search persists and resumes after kill -9, and the proposers' pipeli
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -242,7 +243,7 @@ def test_script_step_pads_the_rgb_stem_so_channels_last_can_block_it(tmp_path, m
     assert pipeline_error(evaluator.space, padded) is None
     flags = evaluator.space.flags(padded)
     assert "iree-preprocessing-transform-interpreter{transform-spec-path=" in flags[0]
-    scripts = list((tmp_path / "scripts" / "schedtune-scripts").glob("pad-conv-input-channels-*.mlir"))
+    scripts = list((tmp_path / "scripts" / f"schedtune-scripts-{os.getuid()}").glob("pad-conv-input-channels-*.mlir"))
     assert len(scripts) == 1 and "pad_to_multiple_of [8]" in scripts[0].read_text()
     result = evaluator.evaluate(padded)  # channels-last{tiling-factor=8} alone fails on 3 channels
     assert result.status == "ok", result.error

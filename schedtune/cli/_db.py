@@ -7,6 +7,7 @@ import sys
 
 from ..config import load_config
 from ..errors import ConfigError, SchedtuneError
+from ..redaction import redact
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
             if sqlite_file is not None:  # a job that has not run yet: its folder comes first
                 sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             added = history.import_records(Cache(storage), records)
-            print(f"tune db: {added} new record(s) of {len(records)} imported into {storage.split('@')[-1]}")
+            print(f"tune db: {added} new record(s) of {len(records)} imported into {redact(storage)}")
     except SchedtuneError as exc:
         prefix = "config error: " if isinstance(exc, ConfigError) else ""
         print(f"tune db: {prefix}{str(exc).splitlines()[0]}", file=sys.stderr)

@@ -9,6 +9,7 @@ import sys
 
 from ..config import load_config
 from ..errors import ConfigError, SchedtuneError
+from ..redaction import RedactingFilter, quiet_http_loggers, redact
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +52,9 @@ def main(args: argparse.Namespace) -> int:
     handlers: list[logging.Handler] = [logging.FileHandler(job.report_dir / "tune.log")]
     if args.verbose:
         handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.addFilter(RedactingFilter())
+    quiet_http_loggers()
     logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(levelname)s %(message)s")
     import warnings
 
@@ -66,12 +70,12 @@ def main(args: argparse.Namespace) -> int:
         result = run_job(job, quiet=args.quiet, max_minutes=args.max_minutes, search_only=args.search_only)
     except SchedtuneError as exc:
         prefix = "config error: " if isinstance(exc, ConfigError) else ""
-        print(f"tune: {prefix}{(str(exc).splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
+        print(redact(f"tune: {prefix}{(str(exc).splitlines() or [type(exc).__name__])[0]}"), file=sys.stderr)
         log.exception("job failed")
         return exc.exit_code
     except sqlalchemy.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"tune: storage {job.storage.split('@')[-1]} unusable: {reason}", file=sys.stderr)
+        print(redact(f"tune: storage {job.storage.split('@')[-1]} unusable: {reason}"), file=sys.stderr)
         log.exception("storage failed")
         return 1
     except OSError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 from typing import Any
 
 import yaml
@@ -332,6 +333,22 @@ _CHOICES = {
     "proposer.kind": ("heuristic", "llm"),
     "proposer.provider": (None, "local", "openai"),
 }
+# The lowest value each numeric key can work with: (bound, whether the bound itself is allowed).
+_MINIMUMS = {
+    "budget.trials_per_dispatch": (1, True),
+    "budget.max_minutes": (0, True),
+    "budget.max_dispatches": (1, True),
+    "budget.compile_timeout_s": (0, False),
+    "budget.run_timeout_s": (0, False),
+    "budget.confirm_rounds": (1, True),
+    "search.seed": (0, True),
+    "search.pipeline_trials": (0, True),
+    "search.pipeline_patience": (1, True),
+    "search.transform_dialect_trials": (0, True),
+    "proposer.max_skeletons": (1, True),
+    "proposer.repair_rounds": (0, True),
+    "proposer.timeout_s": (0, False),
+}
 
 
 def _check_type(key: str, value: Any, annotation: str) -> Any:
@@ -380,6 +397,11 @@ def _section(name: str, raw: Any, cls: type) -> dict[str, Any]:
         if choices is not None and value not in choices:
             shown = ", ".join(str(c) for c in choices if c is not None)
             raise ConfigError(f"{name}.{key}: {value!r} is not one of {shown}")
+        bound = _MINIMUMS.get(f"{name}.{key}")
+        if bound is not None and value is not None and (value < bound[0] or (value == bound[0] and not bound[1])):
+            raise ConfigError(
+                f"{name}.{key}: must be {'at least' if bound[1] else 'more than'} {bound[0]}, got {value!r}"
+            )
         out[key] = value
     for key, field in fields.items():
         if key not in out and field.default is dataclasses.MISSING:
@@ -418,8 +440,9 @@ def config_from_dict(
         if key not in _TOP_KEYS:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
     name = raw.get("name")
-    if not isinstance(name, str) or not name or not name.replace("-", "_").replace(".", "_").isidentifier():
-        raise ConfigError(f"name: expected a plain job name (letters, digits, -, _), got {name!r}")
+    # The name is a folder under the output: nothing that could climb out of it or hide.
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(f"name: expected a plain job name (letters, digits, '.', '-', '_'), got {name!r}")
     if "model" not in raw:
         raise ConfigError("model: missing required key")
     base = pathlib.Path(base_dir)
@@ -427,15 +450,9 @@ def config_from_dict(
 
     model = _model_section(sections["model"], base)
     budget = sections["budget"]
-    if budget.get("trials_per_dispatch", 1) < 1:
-        raise ConfigError("budget.trials_per_dispatch: must be at least 1")
     if not 0 < budget.get("time_share", 0.9) <= 1:
         raise ConfigError("budget.time_share: must be in (0, 1]")
     search = sections["search"]
-    if search.get("transform_dialect_trials", 0) < 0:
-        raise ConfigError("search.transform_dialect_trials: must be >= 0")
-    if search.get("pipeline_trials", 0) < 0 or search.get("pipeline_patience", 1) < 1:
-        raise ConfigError("search.pipeline_trials: must be >= 0, and search.pipeline_patience >= 1")
     for i, text in enumerate(search.get("pipelines", ())):
         try:
             if not parse_passes(text):

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from ._job import _CHOICES, _SECTIONS, _TOP_DOCS, _TOP_KEYS
+from ._job import _CHOICES, _MINIMUMS, _SECTIONS, _TOP_DOCS, _TOP_KEYS
 
 REGENERATE = "python -m schedtune.config._reference > docs/config.md"
 
@@ -85,6 +85,9 @@ def config_reference(sections: Mapping[str, type] | None = None) -> str:
             choices = _CHOICES.get(key)
             if choices is not None:
                 kind = "one of " + ", ".join(f"`{_yaml(c)}`" for c in choices)
+            bound = _MINIMUMS.get(key)
+            if bound is not None:
+                kind += f", {'>=' if bound[1] else '>'} {bound[0]}"
             out.append(_row(f"`{key}`", kind, _default(field), doc))
     return "\n".join(out) + "\n"
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import iree
 from ..families import SCRIPTED
+from ..files import write_atomic
 from ._analyze import Dispatch, read_configured_executables
 from ._targets import DispatchRow, TuningTarget, find_targets
 
@@ -102,6 +103,6 @@ def analyze_model(model: ModelContext) -> Analysis:
             timeout_s=model.run_timeout_s,
             scheduling=model.scheduling,
         )
-        timings_file.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
+        write_atomic(timings_file, json.dumps({k: dataclasses.asdict(v) for k, v in timings.items()}))
     timings = {k: iree.DispatchTiming(**v) for k, v in json.loads(timings_file.read_text()).items()}
     return Analysis(read_configured_executables(folder / "default_configs"), timings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import logging
 import os
 import pathlib
 import shutil
@@ -24,6 +25,8 @@ from ..dispatches import TuningTarget, read_configured_executables
 from ..spec import TRANSFORM_DIALECT, CompilationConfig, render_spec
 from ..store import Cache, TrialStatus, cache_key, worker_id
 
+log = logging.getLogger("schedtune")
+
 
 @dataclasses.dataclass
 class TrialResult:
@@ -33,6 +36,7 @@ class TrialResult:
     per_dispatch_ns: dict[str, float] = dataclasses.field(default_factory=dict)
     max_error: float | None = None
     compile_s: float = 0.0
+    timeout_s: float | None = None  # the compile time limit a compile_timeout verdict had
     cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -109,8 +113,16 @@ class Evaluator:
         return hit is None or hit.status == TrialStatus.OK
 
     def lookup(self, target: TuningTarget, config: CompilationConfig) -> TrialResult | None:
+        """The cached verdict; None also for a compile timeout under a shorter limit than today's
+        (it may compile now)."""
         payload = self.cache.get(self.key(target, config))
-        return TrialResult.from_json(payload) if payload is not None else None
+        if payload is None:
+            return None
+        hit = TrialResult.from_json(payload)
+        return None if self._outgrown(hit) else hit
+
+    def _outgrown(self, hit: TrialResult) -> bool:
+        return hit.status == TrialStatus.COMPILE_TIMEOUT and (hit.timeout_s or 0.0) < self.model.compile_timeout_s
 
     def evaluate(self, target: TuningTarget, config: CompilationConfig) -> TrialResult:
         return self.evaluate_many(target, [config])[0]
@@ -154,7 +166,8 @@ class Evaluator:
                 )
                 if record is not None:
                     record(i, result)
-                self.cache.put(
+                # `replace`: an outgrown timeout verdict may sit under the key.
+                self.cache.replace(
                     self.key(target, configs[i]), "trial", f"{target.label} {configs[i].canonical()}", result.to_json()
                 )
                 self.cache.release(self.key(target, configs[i]))
@@ -190,15 +203,20 @@ class Evaluator:
                 for i, vmfb in enumerate(builds):
                     if vmfb is None:
                         continue
-                    timings = iree.profile_dispatches(
-                        vmfb,
-                        self.model.entry,
-                        self.model.inputs,
-                        work / f"profile_{i}",
-                        iterations=self.model.profile_iterations,
-                        timeout_s=self.model.run_timeout_s,
-                        scheduling=self.model.scheduling,
-                    )
+                    try:
+                        timings = iree.profile_dispatches(
+                            vmfb,
+                            self.model.entry,
+                            self.model.inputs,
+                            work / f"profile_{i}",
+                            iterations=self.model.profile_iterations,
+                            timeout_s=self.model.run_timeout_s,
+                            scheduling=self.model.scheduling,
+                        )
+                    except iree.ToolError as exc:  # hung or failed: this config is out of the race
+                        log.warning("race on %s: config %d dropped: %s", target.label, i, exc)
+                        builds[i], times[i] = None, None
+                        continue
                     times[i].append(iree.dispatches_ns(timings, target.dispatches))
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -217,7 +235,10 @@ class Evaluator:
         compiled = self.model.compile_trial(work, target.dispatches, spec_text)
         if not compiled.ok:
             return TrialResult(
-                TrialStatus.of_compile(compiled.status).value, error=compiled.error, compile_s=compiled.seconds
+                TrialStatus.of_compile(compiled.status).value,
+                error=compiled.error,
+                compile_s=compiled.seconds,
+                timeout_s=self.model.compile_timeout_s if compiled.status == "timeout" else None,
             )
         return compiled
 

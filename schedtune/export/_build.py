@@ -15,6 +15,7 @@ import tempfile
 from .. import iree
 from ..builds import outputs_match
 from ..errors import SchedtuneError
+from ..files import finish_pending
 
 
 class ExportError(SchedtuneError):
@@ -40,6 +41,8 @@ class ExportedTuning:
     @classmethod
     def read(cls, folder: str | pathlib.Path) -> ExportedTuning:
         folder = pathlib.Path(folder)
+        if folder.is_dir():
+            finish_pending(folder)  # a spec + flags pair whose writing was interrupted
         summary_file = folder / "summary.json"
         if not summary_file.is_file():
             raise ExportError(f"{folder}: no summary.json (not a finished job's report folder)")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from .. import iree
 from ..builds import ModelContext
 from ..dispatches import TuningTarget
+from ..files import write_together
 from ..pipelines import with_scripts_in
 from ..spec import CompilationConfig, render_spec, uses_codegen_library
 from ..store import Cache, TrialStatus, cache_key
@@ -276,13 +277,17 @@ def head_to_head(
             return None
         vmfbs.append(built.vmfb)
     model = builds[0][0]  # entry, inputs and policy are the same for every build
-    iterations = model.round_iterations(vmfbs[0])
-    for vmfb in vmfbs:
-        model.benchmark(vmfb, 3)  # warm-up
     ms: list[list[float]] = [[] for _ in vmfbs]
-    for _ in range(rounds):
-        for times, vmfb in zip(ms, vmfbs):
-            times.append(model.benchmark(vmfb, iterations))
+    try:
+        iterations = model.round_iterations(vmfbs[0])
+        for vmfb in vmfbs:
+            model.benchmark(vmfb, 3)  # warm-up
+        for _ in range(rounds):
+            for times, vmfb in zip(ms, vmfbs):
+                times.append(model.benchmark(vmfb, iterations))
+    except iree.ToolError as exc:  # a hung or failed run: the contenders' own speed-ups decide
+        log.warning("head to head: %s; not raced", exc)
+        return None
     cache.put(key, "head_to_head", "times", {"ms": ms})
     return ms
 
@@ -291,9 +296,10 @@ def write_exports(folder: pathlib.Path, confirmation: Confirmation, tuned_flags:
     """Write the spec and the flags (any transform script a pipeline names copied next to
     them); returns the flags as written."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tuning_spec.mlir").write_text(confirmation.spec_text)
     flags = with_scripts_in(tuned_flags, folder / "pipeline_scripts")
     if uses_codegen_library(confirmation.spec_text):
         flags.append(f"--iree-codegen-transform-dialect-library={(folder / 'tuning_spec.mlir').resolve()}")
-    (folder / "compile_flags.txt").write_text("".join(f"{f}\n" for f in flags))
+    write_together(
+        folder, {"tuning_spec.mlir": confirmation.spec_text, "compile_flags.txt": "".join(f"{f}\n" for f in flags)}
+    )
     return flags

@@ -116,7 +116,9 @@ def decide_export(contenders: list[Contender], default: Callable[[], Confirmatio
     """The fastest contender end to end; IREE's default (from `default()`) if even that one is
     slower than the default. Contenders raced head to head (`race_ms`, all of them) are ranked
     by that race, ties (`RACE_TIE`) by their speed-ups; unraced ones by their speed-ups over the
-    default, each from a run of its own."""
+    default, each from a run of its own. No contender (every confirmation failed): nothing ships."""
+    if not contenders:
+        return ExportDecision(Contender(NOTHING, [], default(), False), [], None, "no tuned build could be confirmed")
     raced = len(contenders) > 1 and all(c.race_ms for c in contenders)
     tied: list[Contender] = []
     if raced:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 
 from ..spaces import KnobSpace, loop_bounds, loop_names
 from ..spec import CompilationConfig
 from ..store import FORMAT, VERSION, Cache, Record, attrs, cache_key, read_records, write_records
+
+log = logging.getLogger("schedtune")
 
 __all__ = [
     "FORMAT",
@@ -49,25 +52,36 @@ def collect_records(storage_url: str) -> list[Record]:
         best = summary.best_trial
         if best is None or best.value is None or attrs.FINGERPRINT not in a or attrs.CONFIG not in best.user_attrs:
             continue
-        fingerprint = json.loads(a[attrs.FINGERPRINT])
-        records.append(
-            Record(
-                compiler=fingerprint["compiler"],
-                cpu_model=fingerprint["cpu_model"],
-                cpu_features=fingerprint["cpu_features"],
-                family=a[attrs.FAMILY],
-                op_name=a[attrs.OP_NAME],
-                element_types=tuple(json.loads(a[attrs.ELEMENT_TYPES])),
-                loops=tuple((n, int(b)) for n, b in json.loads(a[attrs.LOOP_ORDER])),
-                flags=tuple(fingerprint["flags"]),
-                config=CompilationConfig.from_json(json.loads(best.user_attrs[attrs.CONFIG])),
-                time_ns=float(best.value),
-                default_ns=float(a.get(attrs.DEFAULT_NS) or best.value),
-                source=f"{summary.study_name.split(':')[0]}:{a.get(attrs.TARGET, '')}",
-                trials=summary.n_trials,
-            )
-        )
+        try:
+            record = _study_record(summary, a, best)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("history: study %s gives no record (%s)", summary.study_name, exc)
+            continue
+        records.append(record)
     return records
+
+
+def _study_record(summary, a: dict, best) -> Record:
+    fingerprint = json.loads(a[attrs.FINGERPRINT])
+    record = Record(
+        compiler=fingerprint["compiler"],
+        cpu_model=fingerprint["cpu_model"],
+        cpu_features=fingerprint["cpu_features"],
+        family=a[attrs.FAMILY],
+        op_name=a[attrs.OP_NAME],
+        element_types=tuple(json.loads(a[attrs.ELEMENT_TYPES])),
+        loops=tuple((n, int(b)) for n, b in json.loads(a[attrs.LOOP_ORDER])),
+        flags=tuple(fingerprint["flags"]),
+        config=CompilationConfig.from_json(json.loads(best.user_attrs[attrs.CONFIG])),
+        time_ns=float(best.value),
+        default_ns=float(a.get(attrs.DEFAULT_NS) or best.value),
+        source=f"{summary.study_name.split(':')[0]}:{a.get(attrs.TARGET, '')}",
+        trials=summary.n_trials,
+    )
+    problems = record.problems()
+    if problems:
+        raise ValueError(problems[0])
+    return record
 
 
 def import_records(cache: Cache, records: list[Record]) -> int:
@@ -80,7 +94,15 @@ def import_records(cache: Cache, records: list[Record]) -> int:
 
 
 def imported_records(cache: Cache) -> list[Record]:
-    return [Record.from_json(p) for p in cache.entries("history")]
+    """The imported records; one that fails the checks (planted in a shared storage, or stored
+    by an older schedtune) is skipped with a warning."""
+    records = []
+    for payload in cache.entries("history"):
+        try:
+            records.append(Record.from_json(payload))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("history: an imported record is skipped (%s)", exc)
+    return records
 
 
 @dataclasses.dataclass(frozen=True)

@@ -345,7 +345,9 @@ def _input_data(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, di
 
 
 def save_input_sets(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[list[pathlib.Path]]:
-    """One list of .npy input files per distribution in `INPUT_DISTRIBUTIONS` (written once)."""
+    """One list of .npy input files per distribution in `INPUT_DISTRIBUTIONS`. A file already
+    there is kept only when it holds exactly the data these specs and this seed give (a new
+    seed or shape, or a truncated file, writes it again)."""
     sets = []
     for k, distribution in enumerate(INPUT_DISTRIBUTIONS):
         rng = np.random.default_rng(seed + 1000 * k)
@@ -356,11 +358,22 @@ def save_input_sets(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> 
             *dims, dtype = spec.split("x")
             data = _input_data(rng, tuple(int(d) for d in dims), dtype, distribution)
             path = sub / f"input_{i}.npy"
-            if not path.exists():
-                np.save(path, data)
+            if not _holds(path, data):
+                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+                with open(partial, "wb") as out:
+                    np.save(out, data)
+                partial.replace(path)
             paths.append(path)
         sets.append(paths)
     return sets
+
+
+def _holds(path: pathlib.Path, data: np.ndarray) -> bool:
+    try:
+        old = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return False
+    return old.dtype == data.dtype and old.shape == data.shape and np.array_equal(old, data, equal_nan=True)
 
 
 def save_inputs(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[pathlib.Path]:
@@ -492,7 +505,10 @@ def _benchmark(
         *extra,
         *[f"--input=@{p}" for p in inputs],
     ]
-    proc = _run(args, timeout_s, writes_to=writes_to, scheduling=scheduling)
+    try:
+        proc = _run(args, timeout_s, writes_to=writes_to, scheduling=scheduling)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"benchmark of {vmfb.name} timed out after {timeout_s:.0f} s") from None
     if proc.returncode != 0:
         raise ToolError(f"benchmark failed ({proc.returncode}): {_tail(proc.stderr, 500)}")
     return proc
@@ -536,7 +552,10 @@ def profile_dispatches(
         writes_to=workdir,
         scheduling=scheduling,
     )
-    out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s, writes_to=workdir)
+    try:
+        out = _run([tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)], timeout_s, writes_to=workdir)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"iree-profile timed out after {timeout_s:.0f} s") from None
     if out.returncode != 0:
         raise ToolError(f"iree-profile failed: {_tail(out.stderr, 500)}")
     timings: dict[str, DispatchTiming] = {}

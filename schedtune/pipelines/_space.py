@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pathlib
+import stat
 import tempfile
 
 import yaml
@@ -45,20 +46,48 @@ class PassSpec:
     sequence: tuple[str, ...] = ()
 
     def script_path(self, options: tuple[tuple[str, str], ...]) -> pathlib.Path:
-        """The rendered script for these option values, written once to a content-addressed
-        file (the same path on every machine for the same text, so cache keys agree)."""
+        """The rendered script for these option values, in a content-addressed file of this
+        user's private script folder (`script_folder`); a file found there is used only when
+        its content is the rendered text."""
         text = self.template
         for option, value in options:
             text = text.replace("{{" + option + "}}", value)
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-        folder = pathlib.Path(os.environ.get("SCHEDTUNE_SCRIPT_DIR", tempfile.gettempdir())) / "schedtune-scripts"
-        path = folder / f"{self.name.removeprefix(SCRIPT_PREFIX)}-{digest}.mlir"
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(text)
-            partial.replace(path)
+        path = script_folder() / f"{self.name.removeprefix(SCRIPT_PREFIX)}-{digest}.mlir"
+        try:
+            if path.read_text() == text:
+                return path
+        except OSError:
+            pass
+        # Written under a name nobody else can have (O_EXCL), then renamed over the target.
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(partial, path)
         return path
+
+
+def script_folder() -> pathlib.Path:
+    """This user's folder of rendered transform scripts: `$SCHEDTUNE_SCRIPT_DIR` or the temp
+    folder, `schedtune-scripts-<uid>`, mode 0700. One that exists but is not this user's, is a
+    link, or others may write gives way to a fresh private folder: on a shared host another
+    user must not decide which script is compiled into the model."""
+    base = pathlib.Path(os.environ.get("SCHEDTUNE_SCRIPT_DIR", tempfile.gettempdir()))
+    folder = base / f"schedtune-scripts-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    info = folder.lstat()
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+        return folder
+    global _PRIVATE_FALLBACK
+    if _PRIVATE_FALLBACK is None or not _PRIVATE_FALLBACK.is_dir():
+        _PRIVATE_FALLBACK = pathlib.Path(tempfile.mkdtemp(prefix="schedtune-scripts-"))
+    return _PRIVATE_FALLBACK
+
+
+_PRIVATE_FALLBACK: pathlib.Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)

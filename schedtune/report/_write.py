@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from ..export import RACE_TIE
 from ..families import element_bytes
+from ..files import write_atomic
 from ._plots import write_plots
 
 log = logging.getLogger("schedtune")
@@ -28,10 +29,16 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         log.warning("plots not written: %s: %s", type(exc).__name__, exc)
         summary["plots"] = {}
     json_path = folder / "summary.json"
-    json_path.write_text(json.dumps(summary, indent=2, sort_keys=False))
+    write_atomic(json_path, json.dumps(summary, indent=2, sort_keys=False))
     lines = [f"# schedtune report: {summary['job']}", "", headline(summary), ""]
     for warning in summary.get("busy_warnings") or []:
         lines += [f"**Warning**: {warning}.", ""]
+    export = summary.get("export") or {}
+    if export.get("confirm_failures"):
+        lines += ["**Warning**: confirmation runs failed and were tried again:", ""]
+        lines += [f"- {failure}" for failure in export["confirm_failures"]] + [""]
+    for name, why in (export.get("dropped_contenders") or {}).items():
+        lines += [f"**Warning**: build `{name}` was left out of the export: its confirmation failed twice ({why}).", ""]
     fallbacks = summary.get("proposer_fallbacks") or {}
     if fallbacks:
         lines += [
@@ -171,7 +178,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
         for r in winners:
             lines.append(f"- `{r['label']}`: `{json.dumps(r['winning_config'], sort_keys=True)}`")
     md_path = folder / "report.md"
-    md_path.write_text("\n".join(lines) + "\n")
+    write_atomic(md_path, "\n".join(lines) + "\n")
     return json_path, md_path
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import statistics
 
+from .. import iree
 from ..builds import ModelContext
 from ..spaces import FlagCandidate
 from ..store import Cache, cache_key
@@ -69,11 +70,21 @@ def choose_flags(
             continue
         built[cand.name] = res.vmfb
     # Rounds long enough that one scheduling hiccup does not dominate a round.
-    iterations = {name: model.round_iterations(vmfb) for name, vmfb in built.items()}
+    iterations = {}
+    for name, vmfb in list(built.items()):
+        try:
+            iterations[name] = model.round_iterations(vmfb)
+        except iree.ToolError as exc:
+            rows[name].update(status="run_error", error=str(exc))
+            del built[name]
     times: dict[str, list[float]] = {name: [] for name in built}
     for _ in range(rounds):
-        for name, vmfb in built.items():
-            times[name].append(model.benchmark(vmfb, iterations[name]))
+        for name, vmfb in list(built.items()):
+            try:
+                times[name].append(model.benchmark(vmfb, iterations[name]))
+            except iree.ToolError as exc:  # hung or failed: this candidate is out, the rest go on
+                rows[name].update(status="run_error", error=str(exc))
+                del built[name], times[name]
     base = statistics.median(times["default"]) if "default" in times else None
     for name, ts in times.items():
         med = statistics.median(ts)

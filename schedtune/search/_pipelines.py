@@ -292,17 +292,35 @@ def measured_pipelines(storage, study_name: str) -> tuple[tuple[str, str, float 
     return tuple((t.pipeline.describe(), t.result.status, t.result.ratio) for t in tried)
 
 
-def _tried(study: optuna.Study) -> list[PipelineTrial]:
+def _tried(study: optuna.Study, space: PipelineSpace | None = None) -> list[PipelineTrial]:
+    """Every pipeline the study measured, once each. With `space`, each is checked as a new
+    one would be: a pipeline the storage holds but the space does not (anyone who can write a
+    shared database can plant pass text) comes back `invalid`, never ranked, never compiled."""
     out, seen = [], set()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         status = trial.user_attrs.get(attrs.STATUS)
         data = trial.user_attrs.get(PIPELINE)
         if data is None or status in (TrialStatus.DUPLICATE.value, TrialStatus.LOST.value, None):
             continue
-        pipeline = Pipeline.from_json(json.loads(data))
+        source = str(trial.user_attrs.get(SOURCE, "search"))
+        try:
+            pipeline = Pipeline.from_json(json.loads(data))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("pipeline trial %d of %s: unreadable, ignored (%s)", trial.number, study.study_name, exc)
+            continue
         if pipeline in seen:
             continue
         seen.add(pipeline)
+        problems = space.problems(pipeline) if space is not None else []
+        if problems:
+            log.warning(
+                "pipeline trial %d of %s is not in the space, refused: %s", trial.number, study.study_name, problems[0]
+            )
+            result = PipelineResult(
+                TrialStatus.INVALID.value, error=f"read back from the storage: {'; '.join(problems)}"
+            )
+            out.append(PipelineTrial(pipeline, source, result))
+            continue
         result = PipelineResult(
             status,
             ratio=trial.user_attrs.get(RATIO),
@@ -311,7 +329,7 @@ def _tried(study: optuna.Study) -> list[PipelineTrial]:
             error=trial.user_attrs.get(attrs.ERROR, ""),
             stopped_early=bool(trial.user_attrs.get("stopped_early", False)),
         )
-        out.append(PipelineTrial(pipeline, trial.user_attrs.get(SOURCE, "search"), result))
+        out.append(PipelineTrial(pipeline, source, result))
     return out
 
 
@@ -411,7 +429,7 @@ def search_pipelines(
             result.status,
             f" {result.ratio:.3f}x of the default time" if result.ratio is not None else f" ({result.error[:120]})",
         )
-    tried = _tried(study)
+    tried = _tried(study, space)
     # Proposals outside the space (a user's passes) are measured directly, once.
     for pipeline, source in proposals:
         if space.problems(pipeline) and pipeline not in {t.pipeline for t in tried}:
@@ -421,7 +439,7 @@ def search_pipelines(
 
 def _enqueue_neighbour(study: optuna.Study, space: PipelineSpace, rng: random.Random) -> None:
     """Enqueue an untried neighbour of the fastest pipeline measured so far (none if all are tried)."""
-    tried = _tried(study)
+    tried = _tried(study, space)
     known = {t.pipeline for t in tried}
     for best in PipelineSearch(study.study_name, tried).ranked()[:3]:
         fresh = [p for p in neighbours(best.pipeline, space) if p not in known]

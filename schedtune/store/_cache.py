@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .._version import __version__
 from ._worker import worker_dead
 
 _METADATA = sa.MetaData()
@@ -37,8 +38,14 @@ _CLAIMS = sa.Table(
 )
 
 
+# Bumped when what a verdict means changes (spec rendering, trial builds, numeric tolerances):
+# with the package version it is part of every key, so an upgrade does not reuse old verdicts.
+VERDICTS_VERSION = 2
+
+
 def cache_key(**parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    versioned = {**parts, "tuner": f"{__version__}/{VERDICTS_VERSION}"}
+    return hashlib.sha256(json.dumps(versioned, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @contextlib.contextmanager

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
+import re
 from typing import Any
 
 from ..errors import ConfigError
-from ..spec import CompilationConfig
+from ..families import FAMILIES
+from ..spec import PIPELINES, TILE_LEVELS, CompilationConfig
 
 FORMAT = "schedtune-history"
 VERSION = 1
@@ -45,6 +48,43 @@ class Record:
     source: str = ""
     trials: int = 0
 
+    def problems(self) -> list[str]:
+        """What makes this record unusable (empty: nothing). A record is data from another
+        machine or person: every field that later reaches a compile, a log or a formula is
+        checked here, once, when it enters."""
+        out = []
+        families = {f.name for f in FAMILIES}
+        if self.family not in families:
+            out.append(f"unknown op family {self.family!r}")
+        if not re.fullmatch(r"linalg\.[a-z0-9_]+", self.op_name):
+            out.append(f"op_name {self.op_name!r} is not a linalg op name")
+        for name, text in (("compiler", self.compiler), ("cpu_model", self.cpu_model), ("source", self.source)):
+            if "\n" in text or "\r" in text or len(text) > 500:
+                out.append(f"{name} is not a single short line")
+        if not re.fullmatch(r"[a-z0-9_.,+-]*", self.cpu_features):
+            out.append("cpu_features is not a comma-separated feature list")
+        if not all(re.fullmatch(r"[a-z0-9]+", t) for t in self.element_types):
+            out.append(f"element_types {list(self.element_types)!r} are not element type names")
+        if not self.loops or any(not re.fullmatch(r"[a-z][a-z0-9_]*", n) or b < 1 for n, b in self.loops):
+            out.append("loops must be (name, trip count >= 1) pairs")
+        if any("\n" in f or not f.startswith("--") for f in self.flags):
+            out.append("flags must be single-line --flags")
+        if self.config.pipeline not in PIPELINES:
+            out.append(f"unknown pipeline {self.config.pipeline!r}")
+        for level, sizes in self.config.tile_map.items():
+            if level not in TILE_LEVELS:
+                out.append(f"unknown tile level {level!r}")
+            elif len(sizes) != len(self.loops) or any(not isinstance(v, int) or v < 0 for v in sizes):
+                out.append(f"tile level {level}: {list(sizes)} is not one tile >= 0 per loop")
+        for name, value in (("time_ns", self.time_ns), ("default_ns", self.default_ns)):
+            if not math.isfinite(value) or value <= 0:
+                out.append(f"{name} must be a finite time > 0, got {value!r}")
+        if self.status != "ok":
+            out.append(f"status {self.status!r}: only measured configs ('ok') are records")
+        if self.trials < 0:
+            out.append("trials must be >= 0")
+        return out
+
     @property
     def speedup(self) -> float:
         return self.default_ns / self.time_ns if self.time_ns else 1.0
@@ -63,11 +103,14 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
+        """A checked record; ValueError naming the first problem."""
+        if not isinstance(data, dict):
+            raise ValueError("a record is a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
-        return cls(
+        record = cls(
             compiler=str(data["compiler"]),
             cpu_model=str(data["cpu_model"]),
             cpu_features=str(data["cpu_features"]),
@@ -83,6 +126,10 @@ class Record:
             source=str(data.get("source", "")),
             trials=int(data.get("trials", 0)),
         )
+        problems = record.problems()
+        if problems:
+            raise ValueError(problems[0])
+        return record
 
 
 def write_records(path: pathlib.Path, records: list[Record]) -> None:

@@ -21,6 +21,7 @@ class TrialStatus(str, enum.Enum):
     IN_PROGRESS = "in_progress"  # another worker holds the config
     OVER_BUDGET = "over_budget"  # another worker filled the last slot
     LOST = "lost"  # its process was killed mid-trial
+    INVALID = "invalid"  # read back from the storage, it fails the checks a new one passes
 
     def __str__(self) -> str:
         return self.value
@@ -36,7 +37,14 @@ class TrialStatus(str, enum.Enum):
 
 
 _FREE = frozenset(
-    {TrialStatus.CONSTRAINT, TrialStatus.DUPLICATE, TrialStatus.IN_PROGRESS, TrialStatus.OVER_BUDGET, TrialStatus.LOST}
+    {
+        TrialStatus.CONSTRAINT,
+        TrialStatus.DUPLICATE,
+        TrialStatus.IN_PROGRESS,
+        TrialStatus.OVER_BUDGET,
+        TrialStatus.LOST,
+        TrialStatus.INVALID,
+    }
 )
 
 

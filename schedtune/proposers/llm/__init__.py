@@ -18,6 +18,7 @@ from typing import Any
 
 from ...config import ProposerSpec
 from ...knowledge import retrieve_notes, similar_results
+from ...redaction import redact
 from ...spaces import Skeleton, loop_bounds, loop_names
 from ...store import Cache
 from .._base import PipelineProposal, PipelineRequest, Proposal, ProposalRequest, Proposer, fixed_pipelines
@@ -145,7 +146,7 @@ class LLMProposer(Proposer):
         try:
             skeletons = self._ask(request, record)
         except Exception as exc:  # the LLM must never fail the job: endpoint down, timeout, garbage
-            record.fallback = f"{type(exc).__name__}: {str(exc)[:200]}"
+            record.fallback = redact(f"{type(exc).__name__}: {str(exc)}")[:200]
             log.warning(
                 "LLM proposer failed for %s (%s); using the heuristic proposer", request.target.label, record.fallback
             )
@@ -193,7 +194,7 @@ class LLMProposer(Proposer):
         try:
             self._repaired(messages, schema, record, lambda text: parse_pipelines(text, request), lambda p: p, valid)
         except Exception as exc:  # the LLM must never fail the job
-            record.fallback = f"{type(exc).__name__}: {str(exc)[:200]}"
+            record.fallback = redact(f"{type(exc).__name__}: {str(exc)}")[:200]
             log.warning("LLM pipeline proposal failed (%s); today's fixed sets only", record.fallback)
         record.valid_after_repair = len(valid)
         known = {p for p, _ in fixed}
@@ -236,7 +237,7 @@ class LLMProposer(Proposer):
     def write_records(self, folder: pathlib.Path) -> dict[str, Any]:
         path = folder / "llm_calls.jsonl"
         path.write_text(
-            "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in [*self.pipeline_records, *self.records])
+            redact("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in [*self.pipeline_records, *self.records]))
         )
         pipelines = [r for r in self.pipeline_records if r.calls]
         calls = [r for r in self.records if r.calls]
@@ -284,7 +285,7 @@ def make_llm_proposer(
         )
     except (LocalModelUnavailable, OSError) as exc:
         log.warning("LLM unavailable (%s); the heuristic proposer is used", exc)
-        return LLMProposer(None, unavailable=str(exc))
+        return LLMProposer(None, unavailable=redact(str(exc)))
     return LLMProposer(
         client, storage=storage, repair_rounds=spec.repair_rounds, max_skeletons=spec.max_skeletons, server=server
     )

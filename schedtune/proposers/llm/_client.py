@@ -13,6 +13,7 @@ import logging
 import os
 import time
 
+from ...redaction import redact, register_secret
 from ...store import Cache, cache_key
 
 log = logging.getLogger("schedtune")
@@ -43,6 +44,7 @@ class LLMClient:
         import openai
 
         key = os.environ.get(api_key_env, "") if api_key_env else ""
+        register_secret(key)
         self._client = openai.OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout_s, max_retries=0)
         self.base_url = base_url
         self.model = model
@@ -97,7 +99,7 @@ class LLMClient:
             except (openai.BadRequestError, openai.InternalServerError, openai.UnprocessableEntityError) as exc:
                 # This server does not take this response_format: try the next form.
                 last_error = exc
-                log.info("LLM endpoint rejected response_format %s: %s", kind, str(exc)[:200])
+                log.info("LLM endpoint rejected response_format %s: %s", kind, redact(str(exc))[:200])
                 continue
             self._working_format = kind
             usage = response.usage
