@@ -39,6 +39,7 @@ def test_only_measured_outcomes_spend_budget():
         TrialStatus.IN_PROGRESS,
         TrialStatus.OVER_BUDGET,
         TrialStatus.LOST,
+        TrialStatus.INVALID,
     }
     assert spends_budget("wrong_result") and spends_budget("compile_timeout")
     assert not spends_budget(None) and not spends_budget("lost")
