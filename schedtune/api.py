@@ -13,16 +13,10 @@ from typing import Any
 
 from .config import JobConfig, config_from_dict
 from .errors import ConfigError
+from .frontend import DTYPES
 
-# numpy dtype name -> the element type of iree-run-module's shape syntax (8x3x32x32xf32)
-_ELEMENT_TYPES = {
-    "float32": "f32",
-    "float16": "f16",
-    "bfloat16": "bf16",
-    "int8": "i8",
-    "int32": "i32",
-    "int64": "i64",
-}
+# numpy/torch dtype name -> the element type of iree-run-module's shape syntax (8x3x32x32xf32)
+_ELEMENT_TYPES = {name: element for element, name in DTYPES.items()}
 
 
 @dataclasses.dataclass

@@ -29,3 +29,9 @@ class FrontendError(SchedtuneError):
 
 class SpaceError(SchedtuneError):
     """A space file that does not describe a valid space."""
+
+
+def last_line(text: str) -> str:
+    """A failed tool's last non-empty output line (300 characters at most): its error, in one line."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"

@@ -14,7 +14,7 @@ import tempfile
 
 from .. import iree
 from ..builds import outputs_match
-from ..errors import SchedtuneError
+from ..errors import SchedtuneError, last_line
 from ..files import finish_pending
 
 
@@ -124,7 +124,7 @@ def build_tuned(
     built = iree.compile_model(source, partial, flags, spec=export.spec, timeout_s=timeout_s)
     if built.status != "ok":
         partial.unlink(missing_ok=True)
-        raise ExportError(f"the tuned build failed ({built.status}): {_last_line(built.error)}")
+        raise ExportError(f"the tuned build failed ({built.status}): {last_line(built.error)}")
     worst = None
     if check:
         try:
@@ -147,14 +147,14 @@ def _check_against_default(
         source = pathlib.Path(model) if model is not None else export.model
         default = iree.compile_model(source, work / "default.vmfb", list(export.default_flags), timeout_s=timeout_s)
         if default.status != "ok":
-            raise ExportError(f"IREE's default build failed ({default.status}): {_last_line(default.error)}")
+            raise ExportError(f"IREE's default build failed ({default.status}): {last_line(default.error)}")
         runs = {}
         for name, vmfb in (("default", work / "default.vmfb"), ("tuned", tuned)):
             run = iree.run_model(
                 vmfb, export.entry, list(export.input_files), work / name, timeout_s=600, scheduling=export.scheduling
             )
             if run.status != "ok":
-                raise ExportError(f"the {name} build failed to run ({run.status}): {_last_line(run.error)}")
+                raise ExportError(f"the {name} build failed to run ({run.status}): {last_line(run.error)}")
             runs[name] = run.outputs
     ok, worst = outputs_match(runs["tuned"], runs["default"])
     if not ok:
@@ -162,8 +162,3 @@ def _check_against_default(
             f"the tuned build's outputs differ from the default build's (worst relative error {worst:.3g})"
         )
     return worst
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no message"

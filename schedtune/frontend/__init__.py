@@ -8,6 +8,6 @@ in the caller's process (`export_torch_module`).
 """
 
 from ._import import FrontendError, ImportedModel, import_model
-from ._torch_export import export_torch_module
+from ._torch_export import DTYPES, export_torch_module
 
-__all__ = ["FrontendError", "ImportedModel", "export_torch_module", "import_model"]
+__all__ = ["DTYPES", "FrontendError", "ImportedModel", "export_torch_module", "import_model"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from ..config import ModelSpec
-from ..errors import ConfigError, FrontendError
+from ..errors import ConfigError, FrontendError, last_line
 
 log = logging.getLogger("schedtune")
 
@@ -130,9 +130,4 @@ def _run_importer(args: list[str], partial: pathlib.Path, model: ModelSpec, time
         raise FrontendError(f"{model.format} import timed out after {timeout_s:.0f} s") from None
     if proc.returncode != 0 or not partial.exists():
         log.error("import failed:\n%s", proc.stderr)
-        raise FrontendError(f"{model.format} import of {model.factory or model.path} failed: {_last_line(proc.stderr)}")
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no message"
+        raise FrontendError(f"{model.format} import of {model.factory or model.path} failed: {last_line(proc.stderr)}")

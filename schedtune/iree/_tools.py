@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import io
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import time
 import numpy as np
 
 from ..errors import ToolError
+from ..files import write_atomic
 from ..spec import uses_codegen_library
 from ._scheduling import DEFAULT_POLICY, child_setup
 
@@ -359,10 +361,9 @@ def save_input_sets(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> 
             data = _input_data(rng, tuple(int(d) for d in dims), dtype, distribution)
             path = sub / f"input_{i}.npy"
             if not _holds(path, data):
-                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-                with open(partial, "wb") as out:
-                    np.save(out, data)
-                partial.replace(path)
+                npy = io.BytesIO()
+                np.save(npy, data)
+                write_atomic(path, npy.getvalue())
             paths.append(path)
         sets.append(paths)
     return sets

@@ -15,6 +15,7 @@ import yaml
 
 from .. import iree
 from ..errors import ConfigError, SpaceError
+from ..files import write_atomic
 from ..spaces import SPACES_DIR, FlagCandidate
 from ._pipeline import (
     INTERPRETER,
@@ -59,11 +60,7 @@ class PassSpec:
                 return path
         except OSError:
             pass
-        # Written under a name nobody else can have (O_EXCL), then renamed over the target.
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.replace(partial, path)
+        write_atomic(path, text)  # a temporary name nobody else can have (O_EXCL), then renamed
         return path
 
 

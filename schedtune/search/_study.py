@@ -165,9 +165,14 @@ def tune_target(
     if isinstance(storage, str):
         storage = get_storage(storage)
     study = _open_study(storage, study_name, sampler, seed, evaluator.model.stale_after_s)
-    skeletons = _study_skeletons(study, storage, target, skeletons, evaluator, history_prefix)
-    if not study.user_attrs.get(attrs.TARGET):
-        _start_study(study, storage, target, skeletons, evaluator, default_values, warm_start, history_prefix)
+    stored = study.user_attrs.get(attrs.SKELETONS)
+    if stored:
+        # Resumed: the skeletons it started with (Optuna's distributions must not change).
+        skeletons = tuple(Skeleton.from_json(s) for s in json.loads(stored))
+    else:
+        carried = _carried_studies(storage, history_prefix, study_name)
+        skeletons = _fix_skeletons(study, skeletons, carried, evaluator)
+        _start_study(study, target, skeletons, evaluator, default_values, warm_start, carried)
     compiles_before = evaluator.compiles
     _TrialLoop(study, target, space, skeletons, evaluator, trials, quota or {}, random.Random(seed)).run(
         deadline, progress
@@ -190,22 +195,12 @@ def _open_study(storage, study_name: str, sampler: str, seed: int, stale_after_s
     return study
 
 
-def _study_skeletons(
-    study: optuna.Study,
-    storage,
-    target: TuningTarget,
-    proposed: tuple[Skeleton, ...],
-    evaluator: Evaluator,
-    history_prefix,
+def _fix_skeletons(
+    study: optuna.Study, proposed: tuple[Skeleton, ...], carried: list[optuna.Study], evaluator: Evaluator
 ) -> tuple[Skeleton, ...]:
-    """The skeletons the study searches: those it started with when resumed (Optuna's
-    distributions must not change); else an older study's of the same target, then today's
-    proposals it lacks (e.g. the transform-dialect tier, switched on since)."""
-    stored = study.user_attrs.get(attrs.SKELETONS)
-    if stored:
-        return tuple(Skeleton.from_json(s) for s in json.loads(stored))
+    """A new study's skeletons, stored with it: an older study's of the same target, then
+    today's proposals it lacks (e.g. the transform-dialect tier, switched on since)."""
     skeletons = proposed
-    carried = _carried_studies(storage, history_prefix, study.study_name)
     if carried:
         old = tuple(Skeleton.from_json(s) for s in json.loads(carried[-1].user_attrs[attrs.SKELETONS]))
         names = {s.name for s in old}
@@ -231,13 +226,12 @@ def _carried_studies(storage, history_prefix: str | None, current: str) -> list[
 
 def _start_study(
     study: optuna.Study,
-    storage,
     target: TuningTarget,
     skeletons: tuple[Skeleton, ...],
     evaluator: Evaluator,
     default_values: dict[str, dict[str, int]],
     warm_start: list[dict],
-    history_prefix: str | None,
+    carried: list[optuna.Study],
 ) -> None:
     """A new study: describe the target for history and retrieval, then queue its first
     trials: IREE's default config, the history's configs, an older study's winners."""
@@ -255,7 +249,7 @@ def _start_study(
             break
     for params in warm_start:
         study.enqueue_trial(params, skip_if_exists=True)
-    for old in _carried_studies(storage, history_prefix, study.study_name):
+    for old in carried:
         done_old = [t for t in old.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
         for t in sorted(done_old, key=lambda t: t.value)[:WARM_START_TOP]:
             study.enqueue_trial(t.params, skip_if_exists=True)
