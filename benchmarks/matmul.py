@@ -69,7 +69,7 @@ def main() -> int:
     work = report / "work" / "matmul_bench"
     work.mkdir(parents=True, exist_ok=True)
     try:
-        imported, default_flags, tuned_flags, vmfbs = build_default_and_tuned(job, work)
+        export, vmfbs = build_default_and_tuned(job, work)
     except BuildFailed as exc:
         print(f"matmul: {exc}", file=sys.stderr)
         return 1
@@ -81,10 +81,10 @@ def main() -> int:
     flop = 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
 
     runners = [
-        Runner("IREE default", iree.load_function(vmfbs["default"], imported.entry, iree.COPIED)),
-        Runner("IREE exported", iree.load_function(vmfbs["tuned"], imported.entry, iree.COPIED)),
-        Runner("IREE exported, inputs imported", iree.load_function(vmfbs["tuned"], imported.entry, iree.IMPORTED)),
-        Runner("IREE exported, inputs on device", iree.load_function(vmfbs["tuned"], imported.entry, iree.ON_DEVICE)),
+        Runner("IREE default", iree.load_function(vmfbs["default"], export.entry, iree.COPIED)),
+        Runner("IREE exported", iree.load_function(vmfbs["tuned"], export.entry, iree.COPIED)),
+        Runner("IREE exported, inputs imported", iree.load_function(vmfbs["tuned"], export.entry, iree.IMPORTED)),
+        Runner("IREE exported, inputs on device", iree.load_function(vmfbs["tuned"], export.entry, iree.ON_DEVICE)),
         Runner("numpy (OpenBLAS)", lambda xs: [np.matmul(xs[0], xs[1])]),
     ]
     reference = runners[-1].call(inputs)
@@ -149,8 +149,7 @@ def main() -> int:
         "copied to the host on every call; its inputs are copied into new device buffers on every call, except "
         "on the 'inputs imported' row (numpy's memory passed in place, as numpy reads it) and the 'inputs on "
         f"device' row (copied once). Exported flags: "
-        f"`{' '.join(tuned_flags[len(default_flags) :]) or '(none)'}`.\n\n{table}\n"
-        + "".join(f"\n- {n}" for n in notes)
+        f"`{' '.join(export.tuned_flags) or '(none)'}`.\n\n{table}\n" + "".join(f"\n- {n}" for n in notes)
     )
     (report / "matmul_vs_numpy.md").write_text(text + "\n")
     (report / "matmul_vs_numpy.json").write_text(

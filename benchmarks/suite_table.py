@@ -18,7 +18,7 @@ import re
 
 from tabulate import tabulate
 
-SUITE = ["cnn", "resnet", "resnet_b1", "mobilenet", "mobilenet_b1", "bert", "mlp"]
+SUITE = ["cnn", "resnet", "resnet_b1", "mobilenet", "mobilenet_b1", "bert", "gpt2", "vit", "mlp"]
 # Real size: batch 1 at 224x224, as deployed.
 REAL_SIZE = ["resnet18", "mobilenet_v3", "resnet50"]
 
@@ -39,6 +39,15 @@ def _machine(summary: dict) -> str:
     return f"{model}, {isa}"
 
 
+def _read(folder: pathlib.Path) -> tuple[dict, dict[str, float]] | None:
+    """A job's summary.json and its compare.json medians by runner (None: either is missing)."""
+    if not (folder / "summary.json").is_file() or not (folder / "compare.json").is_file():
+        return None
+    summary = json.loads((folder / "summary.json").read_text())
+    compare = {r["runner"]: r["median_ms"] for r in json.loads((folder / "compare.json").read_text())["rows"]}
+    return summary, compare
+
+
 def update_readme(readme: pathlib.Path, reports: pathlib.Path) -> list[str]:
     """Rewrite the rows of the README's results table whose job has both a summary.json and a
     compare.json under `reports`; rows without them keep their earlier measurement. Returns
@@ -52,10 +61,10 @@ def update_readme(readme: pathlib.Path, reports: pathlib.Path) -> list[str]:
         if not line.startswith("|") or job is None:
             continue
         folder = reports / job.group(1)
-        if not (folder / "summary.json").is_file() or not (folder / "compare.json").is_file():
+        measured = _read(folder)
+        if measured is None:
             continue
-        summary = json.loads((folder / "summary.json").read_text())
-        compare = {r["runner"]: r["median_ms"] for r in json.loads((folder / "compare.json").read_text())["rows"]}
+        summary, compare = measured
         tuned = compare["IREE tuned"]
         when = datetime.date.fromtimestamp((folder / "compare.json").stat().st_mtime).isoformat()
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -86,12 +95,11 @@ def main() -> int:
         return 0
     rows = []
     for job in args.jobs:
-        folder = args.reports / job
-        if not (folder / "summary.json").exists() or not (folder / "compare.json").exists():
+        measured = _read(args.reports / job)
+        if measured is None:
             rows.append([job] + ["(not run)"] * 8)
             continue
-        summary = json.loads((folder / "summary.json").read_text())
-        compare = {r["runner"]: r["median_ms"] for r in json.loads((folder / "compare.json").read_text())["rows"]}
+        summary, compare = measured
         tuned = compare["IREE tuned"]
 
         def cell(name: str, compare=compare, tuned=tuned) -> str:

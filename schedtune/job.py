@@ -59,6 +59,7 @@ from .search import (
     search_targets,
     settle,
     share_of_time_left,
+    within_reach,
 )
 from .spaces import FlagCandidate, flag_candidates
 from .store import Cache, get_storage
@@ -111,7 +112,9 @@ def _prepare(job: JobConfig, max_minutes: float | None, start: float) -> _Contex
     target_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
     if job.search.named_batch1_convs:
         target_flags.append(iree.NAMED_BATCH1_FLAG)
-    timing_inputs, *check_inputs = iree.save_input_sets(job.model.inputs, workdir / "inputs", job.search.seed)
+    timing_inputs, *check_inputs = iree.save_input_sets(
+        job.model.inputs, workdir / "inputs", job.search.seed, job.model.value_ranges()
+    )
     cache = Cache(job.storage)
     storage = get_storage(job.storage)
     base = ModelContext(
@@ -144,7 +147,12 @@ class _ModelLevel:
 
 
 def _search_pipelines(
-    ctx: _Context, default: Analysis, fixed: list[FlagCandidate], min_gain: float, proposer: Proposer
+    ctx: _Context,
+    default: Analysis,
+    fixed: list[FlagCandidate],
+    min_gain: float,
+    proposer: Proposer,
+    deadline: float | None,
 ) -> tuple[list[FlagCandidate], dict | None]:
     """Stage flags, part 1: search ordered pass pipelines (+ global flags) on the whole model.
 
@@ -176,9 +184,7 @@ def _search_pipelines(
         patience=search.pipeline_patience,
         seed=search.seed,
         min_gain=min_gain,
-        # A third of the time left: the fixed flag sets, the dispatch search and the export
-        # still follow (on a 224x224 MobileNet it took half of a 20-minute limit uncapped).
-        deadline=share_of_time_left(ctx.deadline, 3),
+        deadline=deadline,
     )
     carried = [
         FlagCandidate(f"searched-{i + 1}", tuple(space.flags(t.pipeline)), t.pipeline.describe())
@@ -200,16 +206,26 @@ def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
     only_default = _ModelLevel([], "default", {"default": []}, {"default": default}, None)
     if not ctx.job.search.tune_model_flags:
         return only_default
+    # Half the time left for the model-level stage, a quarter of it for the pipeline search: the
+    # dispatch search and the export must still get their share on a model whose every
+    # end-to-end measurement takes seconds (ResNet-50 at 224x224 on AVX2 spent a 20-minute
+    # limit here and tuned no dispatch).
+    stage_deadline = share_of_time_left(ctx.deadline, 2)
     candidates, min_gain = flag_candidates(default.families)
-    searched, pipeline_summary = _search_pipelines(ctx, default, candidates, min_gain, proposer)
+    searched, pipeline_summary = _search_pipelines(
+        ctx, default, candidates, min_gain, proposer, share_of_time_left(stage_deadline, 2)
+    )
     candidates = compile_ready(load_pipeline_space().for_families(default.families), candidates) + searched
     if len(candidates) <= 1:
         return only_default
-    decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, min_gain=min_gain)
+    decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, min_gain=min_gain, deadline=stage_deadline)
+    measured = [row["median_ms"] for row in decision.rows if row["status"] == "ok" and "median_ms" in row]
     builds, analyses, contenders = {}, {}, []
     for row in decision.rows:
         if row["status"] != "ok" or "median_ms" not in row:
             continue
+        if row.get("raced_out_after") or not within_reach(row["median_ms"], min(measured)):
+            continue  # cannot become a tuning build: not worth its analysis
         analyses[row["name"]] = analyze_model(ctx.under(row["flags"])) if row["flags"] else default
         builds[row["name"]] = list(row["flags"])
         tunable = analyses[row["name"]].tunable

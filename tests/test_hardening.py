@@ -10,9 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from schedtune import iree
 from schedtune.builds import outputs_match
+from schedtune.errors import ConfigError
 from schedtune.files import JOURNAL, finish_pending, write_together
 from schedtune.pipelines import load_pipeline_space
 from schedtune.store import cache_key
@@ -291,3 +293,41 @@ def test_a_bad_record_planted_in_a_storage_is_skipped(tmp_path, caplog):
     records = history.imported_records(cache)
     assert len(records) == 1 and records[0].config.tile_map["distribution"] == (8, 32, 0)
     assert "skipped" in caplog.text
+
+
+def test_input_ranges_reach_the_data_and_i8_covers_its_negatives(tmp_path):
+    """Declared ranges bound every input set (ids up to a vocabulary's end); without one, the
+    wide i8 set spans the type, negatives included, while i64 indices stay small and valid."""
+    specs = ("4x256xi64", "4x256xi8", "64xf32")
+    ranges = ((0, 30521), None, (-1.0, 1.0))
+    for paths in iree.save_input_sets(specs, tmp_path / "ranged", 0, ranges):
+        ids, codes, values = (np.load(p) for p in paths)
+        assert ids.min() >= 0 and ids.max() <= 30521 and ids.max() > 1000
+        assert -1.0 <= values.min() and values.max() <= 1.0
+    _timing, (ids, codes, _values) = iree.save_input_sets(specs, tmp_path / "default", 0)
+    codes, ids = np.load(codes), np.load(ids)
+    assert codes.min() < 0 < codes.max() and codes.dtype == np.int8
+    assert 0 <= ids.min() and ids.max() < 64
+
+
+@pytest.mark.parametrize(
+    "ranges, message",
+    [
+        ("['0..10']", "model.input_ranges: 1 entries for 2 inputs"),
+        ("['0..10', 'x']", "model.input_ranges[1]: expected LOW..HIGH (numbers) or default, got 'x'"),
+        ("['5..5', default]", "model.input_ranges[0]: '5..5' is empty"),
+        ("['0..1.5', default]", "model.input_ranges[0]: expected LOW..HIGH (integers)"),
+        ("['0..300', '0..1']", "model.input_ranges[0]: '0..300' does not fit in i8"),
+    ],
+)
+def test_bad_input_ranges_name_the_entry(tmp_path, ranges, message):
+    from schedtune.config import config_from_dict
+
+    model = tmp_path / "m.mlir"
+    model.write_text("")
+    raw = yaml.safe_load(
+        f"name: r\nmodel: {{format: mlir, path: {model}, inputs: [4xi8, 4xf32], input_ranges: {ranges}}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
+    assert message in str(info.value)

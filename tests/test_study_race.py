@@ -151,3 +151,48 @@ def test_a_sampler_stuck_on_known_configs_still_spends_the_budget_on_distinct_on
     study = optuna.load_study(study_name="job:k:small", storage=url)
     measured = {t.user_attrs["config"] for t in study.trials if t.user_attrs.get("status") not in (None, "duplicate")}
     assert legal <= measured, (len(legal - measured), [t.user_attrs.get("status") for t in study.trials])
+
+
+def test_no_config_at_least_as_large_as_one_over_the_stack_limit_is_compiled(tmp_path, monkeypatch):
+    """A compile failure that grows with the tiles (IREE's 32 KB stack limit) becomes a
+    constraint of the study: after the first of its kind, no config with every tile at least
+    as large reaches the compiler, in this study or in a later one of the same target."""
+    from schedtune.evaluation import Evaluator, TrialResult
+    from schedtune.search import at_least
+
+    target, url, evaluator, space, skeletons = _matmul(tmp_path)
+    real_compile = Evaluator._compile
+    compiled, over = [], []
+
+    def compile_with_a_stack_limit(self, target, config, work):
+        compiled.append(config)
+        if max(config.tile_map["distribution"]) >= 32:  # stands in for a large tile's stack use
+            over.append(config)
+            return TrialResult(
+                "compile_error", error="error: 'func.func' op exceeded stack allocation limit of 32768 bytes"
+            )
+        return real_compile(self, target, config, work)
+
+    monkeypatch.setattr(Evaluator, "_compile", compile_with_a_stack_limit)
+    for study_name in ("job:k:s:one", "job:k:s:two"):
+        tune_target(
+            target,
+            space,
+            skeletons,
+            {},
+            evaluator,
+            storage=url,
+            study_name=study_name,
+            trials=12,
+            sampler="random",
+            seed=0,
+            history_prefix="job:k:s:",
+        )
+    assert over, "the stand-in limit was never hit: the test shows nothing"
+    for i, config in enumerate(compiled):
+        assert not any(at_least(config, failed) for failed in over if compiled.index(failed) < i)
+    study = optuna.load_study(study_name="job:k:s:two", storage=url)
+    pruned = [
+        t for t in study.trials if "failed to compile (stack or vector size limit)" in t.user_attrs.get("error", "")
+    ]
+    assert all(t.user_attrs["status"] == "constraint" for t in pruned)

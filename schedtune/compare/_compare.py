@@ -35,6 +35,7 @@ import numpy as np
 from .. import iree
 from ..builds import outputs_match
 from ..config import ConfigError, load_config
+from ..export import ExportedTuning, ExportError
 from ..frontend import import_model
 
 THREADS = 2  # default thread count of every runner, IREE's task-system workers included
@@ -61,28 +62,26 @@ class BuildFailed(Exception):
 
 
 def build_default_and_tuned(job, work: pathlib.Path):
-    """The job's model imported and compiled twice into `work`: IREE's default and the exported
-    spec + flags. Returns (imported model, default flags, tuned flags, {"default"|"tuned": vmfb})."""
-    imported = import_model(job.model, job.report_dir / "work" / "imports")
-    default_flags = iree.target_flags(job.target.cpu, tuple(imported.input_flags) + job.target.extra_flags)
-    tuned_flags = default_flags + [
-        f for f in (job.report_dir / "compile_flags.txt").read_text().splitlines() if f.strip()
-    ]
-    # With its batch-1 convs named, the tuned build compiles the exported second half of the model.
-    summary = json.loads((job.report_dir / "summary.json").read_text())
-    tuned_source = imported.path
-    if summary.get("prepared_model"):
-        tuned_source = pathlib.Path(summary["prepared_model"])
-        tuned_flags = ["--compile-from=global-optimization", *tuned_flags]
+    """The job's export (`ExportedTuning`) and its model compiled twice into `work`: IREE's
+    default and the exported spec + flags, exactly as `tune build` builds it. Returns
+    (export, {"default"|"tuned": vmfb})."""
+    import_model(job.model, job.report_dir / "work" / "imports")  # the imported file the report names
+    try:
+        export = ExportedTuning.read(job.report_dir)
+    except ExportError as exc:
+        raise BuildFailed(str(exc)) from None
+    tuned_source, tuned_flags = export.build_args()
+    builds = (
+        ("default", export.model, list(export.default_flags), None),
+        ("tuned", tuned_source, tuned_flags, export.spec),
+    )
     vmfbs = {}
-    spec = job.report_dir / "tuning_spec.mlir"
-    builds = (("default", imported.path, default_flags, None), ("tuned", tuned_source, tuned_flags, spec))
-    for name, source, flags, tuning in builds:
-        built = iree.compile_model(source, work / f"{name}.vmfb", flags, spec=tuning, timeout_s=600)
+    for name, source, flags, spec in builds:
+        built = iree.compile_model(source, work / f"{name}.vmfb", flags, spec=spec, timeout_s=600)
         if not built.ok:
             raise BuildFailed(f"the {name} IREE build failed: {built.error.splitlines()[-1]}")
         vmfbs[name] = built.vmfb
-    return imported, default_flags, tuned_flags, vmfbs
+    return export, vmfbs
 
 
 def _torch_runners(
@@ -198,20 +197,22 @@ def main(args: argparse.Namespace) -> int:
     work = report / "work" / "compare"
     work.mkdir(parents=True, exist_ok=True)
     try:
-        imported, _default_flags, _tuned_flags, vmfbs = build_default_and_tuned(job, work)
+        export, vmfbs = build_default_and_tuned(job, work)
     except BuildFailed as exc:
         print(f"tune compare: {exc}", file=sys.stderr)
         return 1
-    input_files = iree.save_inputs(job.model.inputs, report / "work" / "inputs", job.search.seed)
+    input_files = iree.save_inputs(
+        job.model.inputs, report / "work" / "inputs", job.search.seed, job.model.value_ranges()
+    )
     inputs = [np.load(p) for p in input_files]
 
     notes: list[str] = []
     runners = [
-        Runner("IREE default", iree.load_function(vmfbs["default"], imported.entry, iree.COPIED)),
-        Runner("IREE tuned", iree.load_function(vmfbs["tuned"], imported.entry, iree.COPIED)),
+        Runner("IREE default", iree.load_function(vmfbs["default"], export.entry, iree.COPIED)),
+        Runner("IREE tuned", iree.load_function(vmfbs["tuned"], export.entry, iree.COPIED)),
         # onnxruntime and PyTorch read numpy inputs in place; IREE's Python runtime copies them.
-        Runner("IREE tuned, inputs imported", iree.load_function(vmfbs["tuned"], imported.entry, iree.IMPORTED)),
-        Runner("IREE tuned, inputs on device", iree.load_function(vmfbs["tuned"], imported.entry, iree.ON_DEVICE)),
+        Runner("IREE tuned, inputs imported", iree.load_function(vmfbs["tuned"], export.entry, iree.IMPORTED)),
+        Runner("IREE tuned, inputs on device", iree.load_function(vmfbs["tuned"], export.entry, iree.ON_DEVICE)),
     ]
     iree_rows = len(runners)
     onnx_file = job.model.path if job.model.format == "onnx" else None

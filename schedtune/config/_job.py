@@ -36,6 +36,15 @@ class ModelSpec:
             "timing and numeric checks."
         }
     )
+    input_ranges: tuple[str, ...] = dataclasses.field(
+        default=(),
+        metadata={
+            "doc": "The value range of each input, one entry per input when given: `LOW..HIGH` (e.g. "
+            "`0..30522` for token ids, `-128..127`, `-1.0..1.0`) or `default`. Default: floats standard normal "
+            "and uniform in [-64, 64); i8 in [0, 8) and over its whole range; i32 and i64 in [0, 8) and "
+            "[0, 64) (indices: a wider range could index out of bounds). Integer ranges include HIGH."
+        },
+    )
     path: pathlib.Path | None = dataclasses.field(
         default=None, metadata={"doc": "The model file; needed for formats `mlir` and `onnx`."}
     )
@@ -58,6 +67,10 @@ class ModelSpec:
             "`none`; `auto` passes nothing). Only for format `mlir`."
         },
     )
+
+    def value_ranges(self) -> tuple[tuple[float, float] | None, ...]:
+        """Each input's (low, high) from `input_ranges` (None: the default distributions)."""
+        return tuple(input_range(spec, text) for spec, text in zip(self.inputs, self.input_ranges))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -514,7 +527,41 @@ def _model_section(model: dict[str, Any], base: pathlib.Path) -> dict[str, Any]:
         raise ConfigError("model.inputs: at least one input is needed")
     for spec in model["inputs"]:
         _validate_input(spec)
+    ranges = model.get("input_ranges", ())
+    if ranges and len(ranges) != len(model["inputs"]):
+        raise ConfigError(
+            f"model.input_ranges: {len(ranges)} entries for {len(model['inputs'])} inputs (one per input, or none)"
+        )
+    for i, (spec, text) in enumerate(zip(model["inputs"], ranges)):
+        try:
+            input_range(spec, text)
+        except ValueError as exc:
+            raise ConfigError(f"model.input_ranges[{i}]: {exc}") from None
     return model
+
+
+_INT_LIMITS = {"i8": (-(2**7), 2**7 - 1), "i32": (-(2**31), 2**31 - 1), "i64": (-(2**63), 2**63 - 1)}
+
+
+def input_range(spec: str, text: str) -> tuple[float, float] | None:
+    """The (low, high) range `text` gives input `spec` (None for `default`); ValueError when it
+    is malformed, empty, or outside the element type."""
+    if text == "default":
+        return None
+    low_text, sep, high_text = text.partition("..")
+    dtype = spec.split("x")[-1]
+    try:
+        if not sep:
+            raise ValueError
+        low, high = (int(low_text), int(high_text)) if dtype in _INT_LIMITS else (float(low_text), float(high_text))
+    except ValueError:
+        kind = "integers" if dtype in _INT_LIMITS else "numbers"
+        raise ValueError(f"expected LOW..HIGH ({kind}) or default, got {text!r}") from None
+    if not low < high:
+        raise ValueError(f"{text!r} is empty: LOW must be below HIGH")
+    if dtype in _INT_LIMITS and not (_INT_LIMITS[dtype][0] <= low and high <= _INT_LIMITS[dtype][1]):
+        raise ValueError(f"{text!r} does not fit in {dtype}")
+    return low, high
 
 
 _DTYPES = {"f32", "f16", "i32", "i64", "i8", "bf16"}

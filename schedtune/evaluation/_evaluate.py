@@ -153,6 +153,8 @@ class Evaluator:
             results[i] = hit or TrialResult(
                 TrialStatus.IN_PROGRESS.value, error="another worker is evaluating this config", cached=True
             )
+        # Keys holding an outgrown timeout verdict are overwritten; new ones keep first-writer-wins.
+        outgrown = {i for i in todo if self.cache.get(self.key(target, configs[i])) is not None}
         try:
             workdirs = {i: self.model.workdir / f"trial_{os.getpid()}_{n}" for n, i in enumerate(todo)}
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.compile_workers)) as pool:
@@ -166,8 +168,8 @@ class Evaluator:
                 )
                 if record is not None:
                     record(i, result)
-                # `replace`: an outgrown timeout verdict may sit under the key.
-                self.cache.replace(
+                store = self.cache.replace if i in outgrown else self.cache.put
+                store(
                     self.key(target, configs[i]), "trial", f"{target.label} {configs[i].canonical()}", result.to_json()
                 )
                 self.cache.release(self.key(target, configs[i]))

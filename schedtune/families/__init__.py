@@ -50,6 +50,11 @@ def expected_gain(name: str) -> float:
     return family.expected_gain if family else 1.0
 
 
+def max_expected_gain() -> float:
+    """The largest planning prior of any family: no build can be expected to gain more."""
+    return max([family.expected_gain for family in _BY_NAME.values()] + [SCRIPTED_GAIN])
+
+
 def op_flops(name: str, bounds: list[int] | tuple[int, ...]) -> int | None:
     """Floating-point operations of one op of family `name` with these loop trip counts (None
     when the family's loops do not say, or for ops no family tunes)."""
@@ -71,6 +76,7 @@ __all__ = [
     "Recognised",
     "element_bytes",
     "expected_gain",
+    "max_expected_gain",
     "family_names",
     "get_family",
     "op_flops",

@@ -54,6 +54,9 @@ class OpFamily(abc.ABC):
     # add; None where the loops alone do not say, as for attention's two products, or where
     # the op is memory-bound and GFLOP/s says nothing of its speed, as for reductions).
     flops_per_point: ClassVar[int | None] = 2
+    # Roles whose vector-level tiles are loops around a ukernel call, not a vector shape: they
+    # do not count against the target's vector size limit.
+    ukernel_roles: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def recognise(self, op: ir.Operation, maps: list[ir.AffineMap], bounds: list[int]) -> Recognised | None:

@@ -4,7 +4,7 @@ Data tiling packs a matmul's operands into tiles sized for the CPU's registers; 
 then an mmt4d whose inner loops (mi, ni, ki) are those tiles: IREE picks them per ISA and the
 packed layouts depend on them, so a config keeps them whole. What a spec can tune is the
 outer loops: how many tiles a workgroup takes (distribution), how many tiles one vector step
-unrolls, and the k step.
+unrolls (with ukernels: how many tiles one ukernel call takes), and the k step.
 
 A spec reaches the mmt4d only when encodings are materialised early
 (`--iree-global-opt-data-tiling`); with `--iree-opt-data-tiling` the op is still a matmul on
@@ -26,6 +26,10 @@ class Mmt4dFamily(OpFamily):
     name = "mmt4d"
     expected_gain = 1.1
     reduction_roles: ClassVar[frozenset[str]] = frozenset({"k", "ki"})
+    # The mmt4d ukernel (IREE's default on x86-64) takes a whole vector_common_parallel tile of
+    # outer tiles in one call, looping over them itself (LHS panel reused across n, RHS panels
+    # across m): a larger tile there means fewer calls and more panel reuse, not wider vectors.
+    ukernel_roles: ClassVar[frozenset[str]] = frozenset({"b", "m", "n"})
     prompt_notes = (
         "Mmt4dTilingExpert on a data-tiled matmul: the inner tiles mi x ni x ki are the packed register "
         "tiles and stay whole; tune the outer tiles per workgroup (distribution m, n), the outer tiles "

@@ -334,22 +334,35 @@ class RunResult:
 INPUT_DISTRIBUTIONS = ("normal", "uniform_wide")
 
 
-def _input_data(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, distribution: str) -> np.ndarray:
+def _input_data(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: str, distribution: str, value_range=None
+) -> np.ndarray:
     if dtype.startswith("f") or dtype == "bf16":
         np_type = np.float16 if dtype == "f16" else np.float32
+        if value_range is not None:
+            return rng.uniform(value_range[0], value_range[1], size=shape).astype(np_type)
         if distribution == "normal":
             return rng.standard_normal(shape).astype(np_type)
         return rng.uniform(-64.0, 64.0, size=shape).astype(np_type)
-    info = {"i8": np.int8, "i32": np.int32, "i64": np.int64}[dtype]
-    # Integer inputs are usually indices or small codes: stay in a small valid range.
-    high = 8 if distribution == "normal" else 64
-    return rng.integers(0, high, size=shape).astype(info)
+    np_type = {"i8": np.int8, "i32": np.int32, "i64": np.int64}[dtype]
+    if value_range is not None:
+        low, high = value_range
+    elif distribution == "normal":
+        low, high = 0, 7
+    elif dtype == "i8":  # quantized data, not indices: its whole range, negatives included
+        low, high = -128, 127
+    else:  # i32 / i64 are usually indices or small codes: a wider range could index out of bounds
+        low, high = 0, 63
+    return rng.integers(int(low), int(high), size=shape, endpoint=True, dtype=np_type)
 
 
-def save_input_sets(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[list[pathlib.Path]]:
-    """One list of .npy input files per distribution in `INPUT_DISTRIBUTIONS`. A file already
-    there is kept only when it holds exactly the data these specs and this seed give (a new
-    seed or shape, or a truncated file, writes it again)."""
+def save_input_sets(
+    specs: tuple[str, ...], folder: pathlib.Path, seed: int, ranges: tuple = ()
+) -> list[list[pathlib.Path]]:
+    """One list of .npy input files per distribution in `INPUT_DISTRIBUTIONS`; `ranges` gives
+    an input's (low, high) instead (None or absent: the defaults). A file already there is kept
+    only when it holds exactly the data these specs and this seed give (a new seed or shape, or
+    a truncated file, writes it again)."""
     sets = []
     for k, distribution in enumerate(INPUT_DISTRIBUTIONS):
         rng = np.random.default_rng(seed + 1000 * k)
@@ -358,7 +371,8 @@ def save_input_sets(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> 
         paths = []
         for i, spec in enumerate(specs):
             *dims, dtype = spec.split("x")
-            data = _input_data(rng, tuple(int(d) for d in dims), dtype, distribution)
+            value_range = ranges[i] if i < len(ranges) else None
+            data = _input_data(rng, tuple(int(d) for d in dims), dtype, distribution, value_range)
             path = sub / f"input_{i}.npy"
             if not _holds(path, data):
                 npy = io.BytesIO()
@@ -377,9 +391,9 @@ def _holds(path: pathlib.Path, data: np.ndarray) -> bool:
     return old.dtype == data.dtype and old.shape == data.shape and np.array_equal(old, data, equal_nan=True)
 
 
-def save_inputs(specs: tuple[str, ...], folder: pathlib.Path, seed: int) -> list[pathlib.Path]:
+def save_inputs(specs: tuple[str, ...], folder: pathlib.Path, seed: int, ranges: tuple = ()) -> list[pathlib.Path]:
     """Seeded random inputs for the `--input` shape specs (the first, timing, set)."""
-    return save_input_sets(specs, folder, seed)[0]
+    return save_input_sets(specs, folder, seed, ranges)[0]
 
 
 def _declared_results(vmfb: pathlib.Path, entry: str) -> int | None:

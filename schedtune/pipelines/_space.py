@@ -16,7 +16,7 @@ import yaml
 from .. import iree
 from ..errors import ConfigError, SpaceError
 from ..files import write_atomic
-from ..spaces import SPACES_DIR, FlagCandidate
+from ..spaces import SPACES_DIR, FlagCandidate, resolve_flags
 from ._pipeline import (
     INTERPRETER,
     PIPELINE_FLAG,
@@ -303,7 +303,7 @@ def load_pipeline_space(folder: pathlib.Path = SPACES_DIR) -> PipelineSpace:
         passes, warnings = _installed(data, path)
         groups = []
         for item in data.get("global_flags", []):
-            choices = tuple((str(c), tuple(f)) for c, f in item["choices"].items())
+            choices = tuple((str(c), resolve_flags(f)) for c, f in item["choices"].items())
             if not choices or choices[0][0] != OFF or choices[0][1]:
                 raise SpaceError(f"{path}: flag group {item['name']}: the first choice must be off: []")
             groups.append(FlagGroup(item["name"], choices, frozenset(item.get("when_any", []))))

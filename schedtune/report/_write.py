@@ -134,7 +134,10 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                     [
                         f["name"],
                         " ".join(f["flags"]) or "-",
-                        f["status"],
+                        f["status"]
+                        + (
+                            f" (out of reach after {f['raced_out_after']} round(s))" if f.get("raced_out_after") else ""
+                        ),
                         f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
                         f"{f['speedup']:.2f}x" if "speedup" in f else "-",
                     ]

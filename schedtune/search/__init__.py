@@ -1,11 +1,21 @@
 """Search stage: model-level flags first, then Optuna studies over each dispatch's skeleton knobs."""
 
-from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds
+from ._builds import BuildCandidate, TuningPlan, plan_tuning_builds, within_reach
 from ._flags import FlagDecision, choose_flags
 from ._pipelines import PipelineEvaluator, PipelineResult, PipelineSearch, measured_pipelines, search_pipelines
 from ._race import race
 from ._run import Propose, SearchResult, SearchSettings, TargetProposal, search_targets, share_of_time_left
-from ._study import TargetOutcome, join_study, make_sampler, recover_lost_trials, settle, summarize, tune_target
+from ._study import (
+    TargetOutcome,
+    at_least,
+    growing_failures,
+    join_study,
+    make_sampler,
+    recover_lost_trials,
+    settle,
+    summarize,
+    tune_target,
+)
 
 __all__ = [
     "BuildCandidate",
@@ -19,7 +29,9 @@ __all__ = [
     "TargetOutcome",
     "TargetProposal",
     "TuningPlan",
+    "at_least",
     "choose_flags",
+    "growing_failures",
     "join_study",
     "make_sampler",
     "measured_pipelines",
@@ -32,4 +44,5 @@ __all__ = [
     "share_of_time_left",
     "summarize",
     "tune_target",
+    "within_reach",
 ]

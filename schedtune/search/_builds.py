@@ -13,11 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..families import expected_gain
+from ..families import expected_gain, max_expected_gain
 
 # Expectations closer than this (relative) are a tie whatever the spread says: the family
 # gains are priors, not measurements.
 MIN_MARGIN = 0.08
+
+# Room for noise when ruling a build out before its analysis (see `within_reach`).
+REACH_MARGIN = 0.25
+
+
+def within_reach(median_ms: float, fastest_ms: float) -> bool:
+    """Whether a build measured at `median_ms` could still be expected to tie with the fastest
+    build once tuned: even with all its time in the family of the largest prior it must come
+    within `REACH_MARGIN` of the fastest build's untuned time. A build out of reach is not
+    analysed or raced further (on a model whose default build takes a second per call those
+    measurements took most of a job's time)."""
+    return median_ms / max_expected_gain() <= fastest_ms * (1 + REACH_MARGIN)
 
 
 @dataclasses.dataclass(frozen=True)

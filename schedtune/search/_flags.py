@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
+import time
 
 from .. import iree
 from ..builds import ModelContext
 from ..spaces import FlagCandidate
 from ..store import Cache, cache_key
+from ._builds import within_reach
 
 log = logging.getLogger("schedtune")
 
@@ -33,6 +35,24 @@ class FlagDecision:
     rows: list[dict]  # one per candidate: name, flags, status, median_ms, speedup
 
 
+def _cached_decision(hit, by_name: dict[str, FlagCandidate]) -> FlagDecision | None:
+    """A stored decision, its flags taken from today's candidates, never from the storage:
+    whoever can write a shared database must not choose what is compiled. One that does not
+    name today's candidates is measured again."""
+    if hit is None:
+        return None
+    rows = hit.get("rows") if isinstance(hit, dict) else None
+    if (
+        not isinstance(rows, list)
+        or hit.get("chosen") not in by_name
+        or not all(isinstance(r, dict) and r.get("name") in by_name for r in rows)
+    ):
+        log.warning("a stored flag decision does not name the flag candidates: measured again")
+        return None
+    rows = [{**r, "flags": list(by_name[r["name"]].flags)} for r in rows]
+    return FlagDecision(by_name[hit["chosen"]], rows)
+
+
 def choose_flags(
     model: ModelContext,
     candidates: list[FlagCandidate],
@@ -41,9 +61,14 @@ def choose_flags(
     *,
     rounds: int = 5,
     min_gain: float = 0.03,
+    deadline: float | None = None,
 ) -> FlagDecision:
     """Build every candidate, check its numerics, time them interleaved; the fastest by
-    `min_gain` over the default is `chosen`. Rows keep each candidate's rounds and spread."""
+    `min_gain` over the default is `chosen`. Rows keep each candidate's rounds and spread.
+
+    A candidate out of reach of the fastest (`within_reach`) after a round runs no more rounds
+    (`raced_out_after`); IREE's default always runs them all, as the baseline. Past `deadline`
+    no more candidates are built (status `skipped`) and the decision is not cached."""
     key = cache_key(
         kind="flags",
         method=4,
@@ -52,23 +77,30 @@ def choose_flags(
         rounds=rounds,
         min_gain=min_gain,
     )
-    hit = cache.get(key)
     by_name = {c.name: c for c in candidates}
-    if hit is not None:
-        return FlagDecision(by_name[hit["chosen"]], hit["rows"])
+    cached = _cached_decision(cache.get(key), by_name)
+    if cached is not None:
+        return cached
     work = model.workdir / "flags"
     built = {}
     rows = {c.name: {"name": c.name, "flags": list(c.flags), "status": "ok", "note": c.note} for c in candidates}
+    complete = True
     for cand in candidates:
+        if cand.name != "default" and deadline is not None and time.monotonic() > deadline:
+            rows[cand.name].update(status="skipped", error="the model-level stage's time ran out")
+            complete = False
+            continue
+        started = time.monotonic()
         res = model.compile(work, flags=model.flags + list(cand.flags), name=cand.name)
         if not res.ok:
             rows[cand.name].update(status=f"compile_{res.status}", error=res.error.splitlines()[0] if res.error else "")
-            continue
-        check = model.check(res.vmfb, work / f"run_{cand.name}", reference)
-        if not check.ok:
-            rows[cand.name].update(status=check.status.value, error=check.error, max_error=check.max_error)
-            continue
-        built[cand.name] = res.vmfb
+        else:
+            check = model.check(res.vmfb, work / f"run_{cand.name}", reference)
+            if check.ok:
+                built[cand.name] = res.vmfb
+            else:
+                rows[cand.name].update(status=check.status.value, error=check.error, max_error=check.max_error)
+        log.info("flag set %s: %s in %.0f s", cand.name, rows[cand.name]["status"], time.monotonic() - started)
     # Rounds long enough that one scheduling hiccup does not dominate a round.
     iterations = {}
     for name, vmfb in list(built.items()):
@@ -78,13 +110,21 @@ def choose_flags(
             rows[name].update(status="run_error", error=str(exc))
             del built[name]
     times: dict[str, list[float]] = {name: [] for name in built}
-    for _ in range(rounds):
-        for name, vmfb in list(built.items()):
+    racing = dict(built)
+    for done in range(1, rounds + 1):
+        for name, vmfb in list(racing.items()):
             try:
                 times[name].append(model.benchmark(vmfb, iterations[name]))
             except iree.ToolError as exc:  # hung or failed: this candidate is out, the rest go on
                 rows[name].update(status="run_error", error=str(exc))
-                del built[name], times[name]
+                del racing[name], times[name]
+        if done == rounds or not times:
+            continue
+        fastest = min(statistics.median(ts) for ts in times.values())
+        for name in list(racing):
+            if name != "default" and not within_reach(statistics.median(times[name]), fastest):
+                rows[name]["raced_out_after"] = done
+                del racing[name]
     base = statistics.median(times["default"]) if "default" in times else None
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -99,5 +139,6 @@ def choose_flags(
             chosen, best = name, med
     log.info("model-level flags: %s", chosen)
     result = FlagDecision(by_name[chosen], list(rows.values()))
-    cache.put(key, "flags", "model flags", {"chosen": chosen, "rows": result.rows})
+    if complete:
+        cache.replace(key, "flags", "model flags", {"chosen": chosen, "rows": result.rows})
     return result

@@ -166,17 +166,18 @@ def tune_target(
         storage = get_storage(storage)
     study = _open_study(storage, study_name, sampler, seed, evaluator.model.stale_after_s)
     stored = study.user_attrs.get(attrs.SKELETONS)
+    carried = _carried_studies(storage, history_prefix, study_name)
     if stored:
         # Resumed: the skeletons it started with (Optuna's distributions must not change).
         skeletons = tuple(Skeleton.from_json(s) for s in json.loads(stored))
     else:
-        carried = _carried_studies(storage, history_prefix, study_name)
         skeletons = _fix_skeletons(study, skeletons, carried, evaluator)
         _start_study(study, target, skeletons, evaluator, default_values, warm_start, carried)
     compiles_before = evaluator.compiles
-    _TrialLoop(study, target, space, skeletons, evaluator, trials, quota or {}, random.Random(seed)).run(
-        deadline, progress
-    )
+    earlier_failures = growing_failures(t for old in carried for t in old.get_trials(deepcopy=False))
+    _TrialLoop(
+        study, target, space, skeletons, evaluator, trials, quota or {}, random.Random(seed), earlier_failures
+    ).run(deadline, progress)
     return summarize(study, target, skeletons, study_name, compiles=evaluator.compiles - compiles_before)
 
 
@@ -259,12 +260,64 @@ def _start_study(
             )
 
 
+# Compile errors that only grow with the tiles: IREE's stack allocation limit (32 KB per
+# function) and its large-vector check. A config whose every tile is at least that of a config
+# that failed so would fail the same way: it is not compiled (on a 512-channel conv most
+# trials once ended in the stack limit).
+GROWING_FAILURES = ("exceeded stack allocation limit", "large vector sizes")
+
+
+def growing_failures(trials) -> list[CompilationConfig]:
+    """The configs of `trials` (Optuna trials) that failed to compile with a growing failure."""
+    out = []
+    for trial in trials:
+        error = trial.user_attrs.get(attrs.ERROR) or ""
+        if trial.user_attrs.get(attrs.STATUS) != TrialStatus.COMPILE_ERROR.value:
+            continue
+        if not any(marker in error for marker in GROWING_FAILURES):
+            continue
+        try:
+            out.append(CompilationConfig.from_json(json.loads(trial.user_attrs[attrs.CONFIG])))
+        except (KeyError, TypeError, ValueError):
+            continue  # a record from an older format: nothing to learn from it
+    return out
+
+
+def at_least(config: CompilationConfig, failed: CompilationConfig) -> bool:
+    """Whether `config` has the pipeline and peeling of `failed` and every tile at least as
+    large (a 0, untiled or not tiled at that level, must match: it compares with no size)."""
+    if (config.pipeline, config.loop_peeling) != (failed.pipeline, failed.loop_peeling):
+        return False
+    mine, theirs = config.tile_map, failed.tile_map
+    if mine.keys() != theirs.keys():
+        return False
+    for level, sizes in theirs.items():
+        if len(mine[level]) != len(sizes):
+            return False
+        for small, large in zip(sizes, mine[level]):
+            if small != large and (small == 0 or large == 0 or large < small):
+                return False
+    return True
+
+
 class _TrialLoop:
     """Ask, check, evaluate and tell in batches until the study holds its budget of counted
     trials. The budget is shared with every other worker of the study (see `over_budget`)."""
 
-    def __init__(self, study, target, space, skeletons, evaluator, trials: int, quota: dict[str, int], rng) -> None:
+    def __init__(
+        self,
+        study,
+        target,
+        space,
+        skeletons,
+        evaluator,
+        trials: int,
+        quota: dict[str, int],
+        rng,
+        earlier_failures: list[CompilationConfig] = (),
+    ) -> None:
         self.study, self.target, self.space, self.evaluator = study, target, space, evaluator
+        self.earlier_failures = list(earlier_failures)  # growing failures of earlier studies of this target
         self.skeletons = skeletons
         self.by_name = {s.name: s for s in skeletons}
         self.loops = loop_names(target.root)
@@ -312,9 +365,11 @@ class _TrialLoop:
                 progress(finished, self.trials, self.best())
 
     def next_batch(self, size: int) -> list[tuple[optuna.Trial, CompilationConfig]]:
-        """Up to `size` new legal configs, each in its asked trial; constraint breakers,
+        """Up to `size` new legal configs, each in its asked trial; constraint breakers (the
+        space's, and configs at least as large as one that hit a growing compile failure),
         repeats and trials over the budget are told at once and charge nothing."""
         seen = _counted_configs(self.study)
+        failed = self.earlier_failures + growing_failures(self.study.get_trials(deepcopy=False))
         batch: list[tuple[optuna.Trial, CompilationConfig]] = []
         while len(batch) < size and self.attempts < 6 * self.trials:
             self.attempts += 1
@@ -324,6 +379,11 @@ class _TrialLoop:
                 trial.set_user_attr(attrs.WORKER, self.evaluator.worker)
                 config, violations = self.sample(trial)
                 trial.set_user_attr(attrs.CONFIG, config.canonical())
+                grown = next((f for f in failed if at_least(config, f)), None) if not violations else None
+                if grown is not None:
+                    violations = [
+                        f"every tile at least that of {grown.canonical()}, which failed to compile (stack or vector size limit)"
+                    ]
                 if violations:
                     trial.set_user_attr(attrs.STATUS, TrialStatus.CONSTRAINT.value)
                     trial.set_user_attr(attrs.ERROR, "; ".join(violations))

@@ -7,9 +7,11 @@ from ._space import (
     Skeleton,
     SpaceError,
     flag_candidates,
+    host_threads,
     load_space,
     loop_bounds,
     loop_names,
+    resolve_flags,
 )
 
 __all__ = [
@@ -19,7 +21,9 @@ __all__ = [
     "Skeleton",
     "SpaceError",
     "flag_candidates",
+    "host_threads",
     "load_space",
     "loop_bounds",
     "loop_names",
+    "resolve_flags",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import pathlib
 import random
 from typing import Any
@@ -369,10 +370,12 @@ class KnobSpace:
             for size, loop in zip(sizes, root.loops):
                 if size < 0 or size > max(loop.bound, 1) and size != 0:
                     errors.append(f"{lvl} tile {size} outside [0, {loop.bound}] for loop {loop.role}")
+        family = get_family(self.family)
+        in_ukernel = family.ukernel_roles if family is not None else frozenset()
         vector = [1] * n
         for lvl in ("vector_common_parallel", "vector_reduction", "vector_inner_parallel"):
             for i, size in enumerate(tiles.get(lvl, ())):
-                if size:
+                if size and root.loops[i].role not in in_ukernel:
                     vector[i] = max(vector[i], size)
         elements = math.prod(vector)
         limit = root.vector_limit
@@ -387,7 +390,6 @@ class KnobSpace:
             bounds = [l.bound for l in root.loops]
             errors += transform_problems(config, bounds, [l.parallel for l in root.loops])
             return errors
-        family = get_family(self.family)
         if family is not None:
             errors += family.check_config(config, root.loops, limit, root.native_vector_bytes)
         if self.vector_within_distribution and "distribution" in tiles:
@@ -539,6 +541,18 @@ class FlagCandidate:
     note: str = ""
 
 
+def host_threads() -> int:
+    """The cores this process may run on: the worker count IREE's runtime starts by default."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_flags(flags) -> tuple[str, ...]:
+    """Flags as written in the space files, placeholders filled in: `{host_threads}` is the
+    host's core count (IREE's tile-size heuristics assume 8 threads unless told; the spec and
+    flags are tuned for this host anyway)."""
+    return tuple(str(f).replace("{host_threads}", str(host_threads())) for f in flags)
+
+
 def flag_candidates(families: set[str], folder: pathlib.Path = SPACES_DIR) -> tuple[list[FlagCandidate], float]:
     """Model-level flag sets that apply to a model with these op families (default first)."""
     data = yaml.safe_load((folder / "model_flags.yaml").read_text())
@@ -552,5 +566,5 @@ def flag_candidates(families: set[str], folder: pathlib.Path = SPACES_DIR) -> tu
             continue
         if unless & families:
             continue
-        out.append(FlagCandidate(item["name"], tuple(item.get("flags", [])), item.get("note", "")))
+        out.append(FlagCandidate(item["name"], resolve_flags(item.get("flags", [])), item.get("note", "")))
     return out, float(data.get("min_gain", 0.03))
