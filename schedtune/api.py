@@ -92,12 +92,12 @@ def tune(
     `model`: a `torch.nn.Module` (exported with iree-turbine at `example_inputs`' shapes), or
     the path of an .onnx or .mlir file (then `example_inputs` may be shapes such as
     "1x3x224x224xf32" or arrays). `sections`: `model=`, `target=`, `budget=`, `search=`,
-    `proposer=`, each a dict of that section's keys. Raises `SchedtuneError` subclasses with
+    `proposer=`, `precision=`, each a dict of that section's keys. Raises `SchedtuneError` subclasses with
     a one-line message (`ConfigError` for bad settings)."""
-    unknown = set(sections) - {"model", "target", "budget", "search", "proposer"}
+    unknown = set(sections) - {"model", "target", "budget", "search", "proposer", "precision"}
     if unknown:
         raise ConfigError(
-            f"unknown section(s) {', '.join(sorted(unknown))} (known: model, target, budget, search, proposer)"
+            f"unknown section(s) {', '.join(sorted(unknown))} (known: model, target, budget, search, proposer, precision)"
         )
     output = pathlib.Path(output).resolve()
     raw: dict[str, Any] = {"output": str(output), **{k: dict(v) for k, v in sections.items()}}

@@ -17,8 +17,9 @@ import optuna
 
 from . import iree
 from .builds import ModelContext
-from .config import JobConfig
+from .config import DEMOTE_FLAG, JobConfig, PrecisionSpec
 from .dispatches import Analysis, analyze_model, find_targets
+from .errors import last_line
 from .evaluation import Evaluator, busy_warning
 from .export import (
     Confirmation,
@@ -62,7 +63,7 @@ from .search import (
     within_reach,
 )
 from .spaces import FlagCandidate, flag_candidates
-from .store import Cache, get_storage
+from .store import Cache, cache_key, get_storage
 
 log = logging.getLogger("schedtune")
 HISTORY_NEIGHBOURS = 3  # configs tried per target from the history
@@ -93,7 +94,15 @@ class _Context:
     dropped_contenders: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> why
 
     def under(self, flags: list[str]) -> ModelContext:
-        return dataclasses.replace(self.base, flags=self.target_flags + list(flags))
+        """The model under these model-level flags; a build that demotes contractions is held
+        to the job's accuracy budget instead of the f32 tolerances."""
+        return dataclasses.replace(
+            self.base, flags=self.target_flags + list(flags), error_budget=self.error_budget(flags)
+        )
+
+    def error_budget(self, flags) -> float | None:
+        demoted = any(f.startswith(DEMOTE_FLAG) for f in flags)
+        return self.job.precision.max_error if demoted else None
 
     def busy_check(self, stage: str) -> None:
         """Note (and log) when other processes load the machine: every timing would be noise."""
@@ -133,7 +142,33 @@ def _prepare(job: JobConfig, max_minutes: float | None, start: float) -> _Contex
     ctx = _Context(job, imported, target_flags, base, cache, storage, [], deadline, [])
     ctx.busy_check("at the start")
     ctx.reference = base.reference_outputs()
+    ctx.base = dataclasses.replace(base, profile_iterations=_profile_iterations(base, cache))
     return ctx
+
+
+def _profile_iterations(base: ModelContext, cache: Cache) -> int:
+    """Calls per dispatch profile for this model, from its default build's call time; the
+    first value found is kept (storage), so that noise cannot change every cache key."""
+    key = cache_key(kind="profile_iterations", model=base.build_key())
+    known = cache.get(key)
+    if known is None:
+        folder = base.workdir / f"reference_{base.build_key()}"
+        vmfb = folder / "default.vmfb"  # the reference build's, unless its files were deleted
+        if not vmfb.is_file():
+            built = base.compile(folder, name="default")
+            if not built.ok:
+                raise iree.ToolError(f"the default build does not compile: {built.error}")
+        try:
+            call_ms = iree.benchmark_model(
+                vmfb, base.entry, base.inputs, iterations=3, timeout_s=base.run_timeout_s, scheduling=base.scheduling
+            )
+        except iree.ToolError as exc:  # the first timing would have shown it anyway: not fatal here
+            log.warning("timing IREE's default build failed (%s): profiles take %d calls", exc, base.profile_iterations)
+            return base.profile_iterations
+        known = cache.setdefault(
+            key, "profile", "profile iterations", {"iterations": iree.profile_iterations_for(call_ms)}
+        )
+    return int(known["iterations"])
 
 
 @dataclasses.dataclass
@@ -202,7 +237,10 @@ def _search_pipelines(
 
 def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
     """Stage flags: search pipelines, measure the flag candidates, analyse each build, plan the tuning build(s)."""
+    started = time.monotonic()
     default = analyze_model(ctx.base)
+    # One build compiled and run: about what each fixed flag set will cost (none when cached).
+    build_s = time.monotonic() - started
     only_default = _ModelLevel([], "default", {"default": []}, {"default": default}, None)
     if not ctx.job.search.tune_model_flags:
         return only_default
@@ -212,13 +250,25 @@ def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
     # limit here and tuned no dispatch).
     stage_deadline = share_of_time_left(ctx.deadline, 2)
     candidates, min_gain = flag_candidates(default.families)
-    searched, pipeline_summary = _search_pipelines(
-        ctx, default, candidates, min_gain, proposer, share_of_time_left(stage_deadline, 2)
-    )
+    pipeline_deadline = share_of_time_left(stage_deadline, 2)
+    if pipeline_deadline is not None:
+        # The fixed sets are measured after the pipeline search: keep their time free of it.
+        twins = 2 if ctx.job.precision.demotes else 1
+        pipeline_deadline = min(pipeline_deadline, stage_deadline - build_s * len(candidates) * twins)
+    searched, pipeline_summary = _search_pipelines(ctx, default, candidates, min_gain, proposer, pipeline_deadline)
     candidates = compile_ready(load_pipeline_space().for_families(default.families), candidates) + searched
+    candidates += demoted_twins(candidates, ctx.job.precision)
     if len(candidates) <= 1:
         return only_default
-    decision = choose_flags(ctx.base, candidates, ctx.reference, ctx.cache, min_gain=min_gain, deadline=stage_deadline)
+    decision = choose_flags(
+        ctx.base,
+        candidates,
+        ctx.reference,
+        ctx.cache,
+        min_gain=min_gain,
+        deadline=stage_deadline,
+        error_budget=ctx.error_budget,
+    )
     measured = [row["median_ms"] for row in decision.rows if row["status"] == "ok" and "median_ms" in row]
     builds, analyses, contenders = {}, {}, []
     for row in decision.rows:
@@ -247,6 +297,27 @@ def _model_level(ctx: _Context, proposer: Proposer) -> _ModelLevel:
     return _ModelLevel(decision.rows, decision.chosen.name, builds, analyses, plan, pipeline_summary)
 
 
+def demoted_twins(candidates: list[FlagCandidate], precision: PrecisionSpec) -> list[FlagCandidate]:
+    """With `precision` opting in: each flag set again with its contractions' inputs demoted."""
+    if not precision.demotes:
+        return []
+    suffix = f"+{precision.contractions}-{precision.operations}"
+    note = f"contraction inputs ({precision.operations}) in {precision.contractions}, f32 accumulation"
+    return [FlagCandidate(c.name + suffix, (*c.flags, *precision.flags()), note) for c in candidates]
+
+
+def _shipped_precision(ctx: _Context, shipped: Contender) -> dict | None:
+    if ctx.error_budget(shipped.flags) is None:
+        return None
+    precision = ctx.job.precision
+    return {
+        "contractions": precision.contractions,
+        "operations": precision.operations,
+        "max_error": precision.max_error,
+        "error": shipped.confirmation.max_error,
+    }
+
+
 def _make_proposer(ctx: _Context) -> Proposer:
     if ctx.job.proposer.kind == "heuristic":
         return HeuristicProposer()
@@ -273,7 +344,14 @@ def _history_hints(ctx: _Context, model: ModelContext):
 
 
 def _search_build(
-    ctx: _Context, name: str, flags: list[str], analysis: Analysis, proposer: Proposer, progress, several: bool
+    ctx: _Context,
+    name: str,
+    flags: list[str],
+    analysis: Analysis,
+    proposer: Proposer,
+    progress,
+    several: bool,
+    deadline: float | None,
 ) -> tuple[BuildRun, Evaluator]:
     """Stages dispatches -> proposers -> search for one tuning build."""
     model = ctx.under(flags)
@@ -294,7 +372,7 @@ def _search_build(
         ctx.job.budget.trials_per_dispatch,
         ctx.job.search.sampler,
         ctx.job.search.seed,
-        ctx.deadline,
+        deadline,
         hints=_history_hints(ctx, model) if ctx.job.search.warm_start or ctx.job.search.from_history else None,
         history_only=ctx.job.search.from_history,
         transform_dialect=ctx.job.search.transform_dialect,
@@ -393,6 +471,19 @@ def _confirmed(ctx: _Context, name: str, run: Callable[[], Confirmation]) -> Con
     return None
 
 
+def _default_alone(ctx: _Context) -> Confirmation:
+    """IREE's default timed against itself: what ships when no tuned build could be confirmed.
+    If even that cannot be timed, the job stops with one line; its trials stay in the storage."""
+    try:
+        return confirm(ctx.base, ctx.target_flags, [], ctx.reference, ctx.cache, rounds=ctx.job.budget.confirm_rounds)
+    except iree.ToolError as exc:
+        failed = "; ".join(f"{name}: {why}" for name, why in ctx.dropped_contenders.items()) or "none confirmed"
+        raise iree.ToolError(
+            f"no build could be timed end to end ({failed}; the default: {last_line(str(exc))}); "
+            "the search's trials are saved: run the same command to confirm and export them"
+        ) from None
+
+
 def _export_prepared_model(ctx: _Context, shipped_flags: list[str]) -> str | None:
     """With batch-1 convs named (NAMED_BATCH1_FLAG), what the spec matches exists only in the
     model's prepared second half: it ships as `model.prepared.mlirbc`, which stock iree-compile
@@ -424,7 +515,7 @@ def run_job(
         stack.callback(proposer.close)
         level = _model_level(ctx, proposer)
         plan_builds = level.plan.builds if level.plan else ("default",)
-        for name in plan_builds:
+        for i, name in enumerate(plan_builds):
             runs.append(
                 _search_build(
                     ctx,
@@ -434,6 +525,9 @@ def run_job(
                     proposer,
                     progress,
                     several=len(plan_builds) > 1,
+                    # Each tuning build an equal share of the time left: the first one's
+                    # targets must not use up the second's (which then got 0 trials each).
+                    deadline=share_of_time_left(ctx.deadline, len(plan_builds) - i),
                 )
             )
     if search_only:
@@ -458,10 +552,7 @@ def run_job(
 
     ctx.busy_check("before the confirmation")
     contenders = _confirm_builds(ctx, runs, level)
-    decision = decide_export(
-        contenders,
-        lambda: confirm(ctx.base, ctx.target_flags, [], ctx.reference, ctx.cache, rounds=job.budget.confirm_rounds),
-    )
+    decision = decide_export(contenders, lambda: _default_alone(ctx))
     for contender in contenders:
         log.info("end to end: %s %.2fx", contender.name, contender.speedup)
     exported_flags = write_exports(job.report_dir, decision.shipped.confirmation, decision.shipped.flags)
@@ -484,6 +575,7 @@ def run_job(
         tuned_flags=exported_flags,
         prepared_model=prepared_model,
         yardstick=yardstick(),
+        precision=_shipped_precision(ctx, decision.shipped),
         shipped=decision.shipped.name,
         flag_candidates=level.flag_rows,
         tuning_plan=dataclasses.asdict(level.plan) if level.plan else None,

@@ -287,3 +287,44 @@ def test_tune_an_onnx_model_end_to_end(tmp_path):
     # The matmuls, and the softmax's reductions (time_share 1.0 takes every tunable op).
     assert {"matmul"} <= {d["op_kind"] for d in summary["dispatches"]} <= {"matmul", "reduction"}
     assert all(sum(d["trial_statuses"].values()) >= 2 for d in summary["dispatches"])
+
+
+def test_a_bf16_torch_module_imports_tunes_and_matches_pytorch(tmp_path):
+    """bf16 parameters and inputs (numpy has no bf16: they travel as ml_dtypes' bfloat16 and
+    as raw bits); the tuned build's outputs are compared in bf16 with bf16's tolerance."""
+    import ml_dtypes
+    import torch
+
+    spec = ModelSpec(format="torch", inputs=("4x128xbf16",), factory=f"{TINY}:tiny_mlp_bf16")
+    imported = import_model(spec, tmp_path / "imports")
+    (x_file,) = iree.save_inputs(spec.inputs, tmp_path / "in", 0)
+    x = iree.load_array(x_file)
+    assert x.dtype == ml_dtypes.bfloat16
+    flags = iree.target_flags("host", imported.input_flags)
+    assert iree.compile_model(imported.path, tmp_path / "m.vmfb", flags, timeout_s=300).ok
+    run = iree.run_model(tmp_path / "m.vmfb", imported.entry, [x_file], tmp_path / "run")
+    assert run.status == "ok", run.error
+    (got,) = run.outputs
+    assert got.dtype == ml_dtypes.bfloat16
+
+    sys.path.insert(0, str(DATA))
+    try:
+        import tiny_models
+    finally:
+        sys.path.remove(str(DATA))
+    with torch.no_grad():
+        want = tiny_models.tiny_mlp_bf16()(torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)).float().numpy()
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=3e-2, atol=3e-2 * float(np.abs(want).max()))
+
+    config = tmp_path / "bf16.yaml"
+    config.write_text(
+        f"name: bf16\noutput: {tmp_path / 'reports'}\n"
+        f"model: {{format: torch, factory: '{TINY}:tiny_mlp_bf16', inputs: [4x128xbf16]}}\n"
+        "budget: {trials_per_dispatch: 3, confirm_rounds: 3}\nsearch: {tune_model_flags: false}\n"
+    )
+    proc = run_tune(config)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "reports" / "bf16" / "summary.json").read_text())
+    assert summary["dispatches"] and all(d["trials"] >= 1 for d in summary["dispatches"])
+    assert "--iree-flow-inline-constants-max-byte-length=0" in summary["default_flags"]  # see frontend/_import.py
+    check_exported_spec(tmp_path / "reports" / "bf16")

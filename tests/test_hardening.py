@@ -331,3 +331,33 @@ def test_bad_input_ranges_name_the_entry(tmp_path, ranges, message):
     with pytest.raises(ConfigError) as info:
         config_from_dict(raw)
     assert message in str(info.value)
+
+
+def test_a_build_whose_confirmation_fails_twice_is_left_out_and_the_search_kept(tmp_path, write_job):
+    """Every end-to-end timing hangs: the build's confirmation is tried twice and left out,
+    and IREE's default cannot be timed either. The job stops with one line that says so and
+    a non-zero code; the trials stay in the storage for the next run."""
+    import optuna
+
+    config = write_job(
+        "mm", trials=2, extra="budget:\n  trials_per_dispatch: 2\n  confirm_rounds: 2\n  run_timeout_s: 5\n"
+    )
+    env = dict(
+        os.environ,
+        SCHEDTUNE_IREE_BENCHMARK_MODULE=str(FAKES / "hanging_timing_benchmark"),
+        REAL_TOOL=iree.tool("iree-benchmark-module"),
+    )
+    proc = run_tune(config, env=env)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "no build could be timed end to end (default: " in proc.stderr
+    assert "trials are saved" in proc.stderr
+    log = (tmp_path / "reports" / "mm" / "tune.log").read_text()
+    assert "confirming default failed (attempt 2)" in log
+    storage = f"sqlite:///{tmp_path / 'reports' / 'mm' / 'study.db'}"
+    trials = [
+        t
+        for s in optuna.get_all_study_summaries(storage)
+        for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+    ]
+    assert sum(t.user_attrs.get("status") == "ok" for t in trials) >= 1

@@ -2,7 +2,15 @@
 that swap in recompiled executables, and the numeric checks against IREE's default build."""
 
 from ._model import ModelContext, NumericCheck
-from ._numerics import all_sets_match, outputs_match, tolerance
+from ._numerics import all_sets_match, outputs_match, tolerance, within_budget
 from ._substitute import SubstitutedBuilds
 
-__all__ = ["ModelContext", "NumericCheck", "SubstitutedBuilds", "all_sets_match", "outputs_match", "tolerance"]
+__all__ = [
+    "ModelContext",
+    "NumericCheck",
+    "SubstitutedBuilds",
+    "all_sets_match",
+    "outputs_match",
+    "tolerance",
+    "within_budget",
+]

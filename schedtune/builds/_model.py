@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import iree
 from ..store import TrialStatus
-from ._numerics import all_sets_match
+from ._numerics import all_sets_match, within_budget
 from ._substitute import SubstitutedBuilds
 
 log = logging.getLogger("schedtune")
@@ -66,6 +66,9 @@ class ModelContext:
     check_inputs: tuple[list[pathlib.Path], ...] = ()
     trial_build: str = "executable"  # or "model": see SearchSpec.trial_build
     scheduling: str = "batch"  # the policy every run is measured under: see TargetSpec.scheduling
+    # Relative L2 error allowed per output when the flags demote arithmetic on purpose (the
+    # job's `precision`); None: the element type's own tolerances (`outputs_match`).
+    error_budget: float | None = None
     _substituted: SubstitutedBuilds | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -100,6 +103,7 @@ class ModelContext:
             "profile_iterations": self.profile_iterations,
             "trial_build": self.trial_build,
             "scheduling": self.scheduling,
+            **({"error_budget": self.error_budget} if self.error_budget is not None else {}),
         }
 
     def build_key(self) -> str:
@@ -185,7 +189,9 @@ class ModelContext:
 
     def round_iterations(self, vmfb: pathlib.Path) -> int:
         """Calls per end-to-end benchmark round of `vmfb` (see `iree.round_iterations`)."""
-        return iree.round_iterations(vmfb, self.entry, self.inputs, scheduling=self.scheduling)
+        return iree.round_iterations(
+            vmfb, self.entry, self.inputs, timeout_s=self.run_timeout_s, scheduling=self.scheduling
+        )
 
     def benchmark(self, vmfb: pathlib.Path, iterations: int) -> float:
         """One end-to-end benchmark round of `vmfb`: ms per call, under this model's policy."""
@@ -222,18 +228,29 @@ class ModelContext:
             sets.append(run.outputs)
         return sets, ""
 
-    def check(self, vmfb: pathlib.Path, work: pathlib.Path, reference: list[list[np.ndarray]]) -> NumericCheck:
-        """Run on every input set and compare every output with `reference` (IREE's default build)."""
+    def check(
+        self,
+        vmfb: pathlib.Path,
+        work: pathlib.Path,
+        reference: list[list[np.ndarray]],
+        *,
+        error_budget: float | None = None,
+    ) -> NumericCheck:
+        """Run on every input set and compare every output with `reference` (IREE's default
+        build): within the element type's tolerances, or within `error_budget` (this model's
+        own when not given) as a relative L2 error for a build that demotes arithmetic."""
         sets, error = self.outputs(vmfb, work)
         if error:
             return NumericCheck(TrialStatus.RUN_ERROR, error)
-        ok, worst = all_sets_match(sets, reference)
+        budget = self.error_budget if error_budget is None else error_budget
+        if budget is not None:
+            ok, worst = within_budget(sets, reference, budget)
+            why = f"relative L2 error {worst:.3g} against IREE's f32 default build, over the budget {budget:g}"
+        else:
+            ok, worst = all_sets_match(sets, reference)
+            why = f"outputs differ from IREE's default build (worst error {worst:.3g} of the output's magnitude)"
         if not ok:
-            return NumericCheck(
-                TrialStatus.WRONG_RESULT,
-                f"outputs differ from IREE's default build (worst error {worst:.3g} of the output's magnitude)",
-                worst,
-            )
+            return NumericCheck(TrialStatus.WRONG_RESULT, why, worst)
         return NumericCheck(TrialStatus.OK, "", worst)
 
     def reference_outputs(self) -> list[list[np.ndarray]]:
@@ -253,5 +270,6 @@ class ModelContext:
             done.write_text(json.dumps({"sets": len(sets), "outputs": len(sets[0])}))
         shape = json.loads(done.read_text())
         return [
-            [np.load(folder / f"set{k}_output_{i}.npy") for i in range(shape["outputs"])] for k in range(shape["sets"])
+            [iree.load_array(folder / f"set{k}_output_{i}.npy") for i in range(shape["outputs"])]
+            for k in range(shape["sets"])
         ]

@@ -204,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
     input_files = iree.save_inputs(
         job.model.inputs, report / "work" / "inputs", job.search.seed, job.model.value_ranges()
     )
-    inputs = [np.load(p) for p in input_files]
+    inputs = [iree.load_array(p) for p in input_files]
 
     notes: list[str] = []
     runners = [

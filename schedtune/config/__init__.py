@@ -1,10 +1,12 @@
 """Job configuration: YAML in, validated `JobConfig` out."""
 
 from ._job import (
+    DEMOTE_FLAG,
     BudgetSpec,
     ConfigError,
     JobConfig,
     ModelSpec,
+    PrecisionSpec,
     ProposerSpec,
     SearchSpec,
     TargetSpec,
@@ -13,10 +15,12 @@ from ._job import (
 )
 
 __all__ = [
+    "DEMOTE_FLAG",
     "BudgetSpec",
     "ConfigError",
     "JobConfig",
     "ModelSpec",
+    "PrecisionSpec",
     "ProposerSpec",
     "SearchSpec",
     "TargetSpec",

@@ -292,6 +292,49 @@ class ProposerSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class PrecisionSpec:
+    """Narrower arithmetic than the model's own, opt-in, under an accuracy budget."""
+
+    contractions: str = dataclasses.field(
+        default="f32",
+        metadata={
+            "doc": "The type the inputs of contractions (matmuls, convs) may be demoted to, with f32 "
+            "accumulation (`--iree-global-opt-demote-contraction-inputs-type`): `bf16` or `f16` adds a "
+            "demoted twin of every model-level flag set, judged against the f32 reference with "
+            "`max_error`; `f32` (default): no demotion. Fast only where the CPU has the narrow type "
+            "(e.g. AVX512-BF16)."
+        },
+    )
+    operations: str = dataclasses.field(
+        default="all",
+        metadata={"doc": "Which contractions are demoted: `all`, `matmul` or `conv`."},
+    )
+    max_error: float = dataclasses.field(
+        default=0.01,
+        metadata={
+            "doc": "The accuracy budget of a demoted build: every output's relative L2 error against IREE's "
+            "f32 default build, on every input set, at most this."
+        },
+    )
+
+    @property
+    def demotes(self) -> bool:
+        return self.contractions != "f32"
+
+    def flags(self) -> tuple[str, ...]:
+        """The iree-compile flags of the demotion (none at f32)."""
+        if not self.demotes:
+            return ()
+        return (
+            f"{DEMOTE_FLAG}={self.contractions}",
+            f"--iree-global-opt-demote-contraction-inputs-operations={self.operations}",
+        )
+
+
+DEMOTE_FLAG = "--iree-global-opt-demote-contraction-inputs-type"
+
+
+@dataclasses.dataclass(frozen=True)
 class JobConfig:
     name: str
     model: ModelSpec
@@ -302,6 +345,7 @@ class JobConfig:
     output_dir: pathlib.Path
     storage: str
     config_path: pathlib.Path | None  # None for a job built in Python
+    precision: PrecisionSpec = PrecisionSpec()
 
     @property
     def report_dir(self) -> pathlib.Path:
@@ -314,6 +358,7 @@ _SECTIONS = {
     "budget": BudgetSpec,
     "search": SearchSpec,
     "proposer": ProposerSpec,
+    "precision": PrecisionSpec,
 }
 _TOP_KEYS = {"name", "output", "storage", *_SECTIONS}
 # The top-level keys that are not sections, for the config reference: key -> (type, default
@@ -345,6 +390,8 @@ _CHOICES = {
     "target.scheduling": SCHEDULING_POLICIES,
     "proposer.kind": ("heuristic", "llm"),
     "proposer.provider": (None, "local", "openai"),
+    "precision.contractions": ("f32", "bf16", "f16"),
+    "precision.operations": ("all", "matmul", "conv"),
 }
 # The lowest value each numeric key can work with: (bound, whether the bound itself is allowed).
 _MINIMUMS = {
@@ -361,6 +408,7 @@ _MINIMUMS = {
     "proposer.max_skeletons": (1, True),
     "proposer.repair_rounds": (0, True),
     "proposer.timeout_s": (0, False),
+    "precision.max_error": (0, False),
 }
 
 
@@ -494,6 +542,7 @@ def config_from_dict(
         budget=BudgetSpec(**budget),
         search=SearchSpec(**sections["search"]),
         proposer=ProposerSpec(**proposer),
+        precision=PrecisionSpec(**sections["precision"]),
         output_dir=output_dir,
         storage=storage,
         config_path=config_path,

@@ -13,7 +13,7 @@ import pathlib
 import tempfile
 
 from .. import iree
-from ..builds import outputs_match
+from ..builds import outputs_match, within_budget
 from ..errors import SchedtuneError, last_line
 from ..files import finish_pending
 
@@ -37,6 +37,9 @@ class ExportedTuning:
     compiler_version: str
     scheduling: str
     speedup: float | None  # confirmed end to end against the default build (None: not measured)
+    # The relative L2 error the tuned build may have (flags that demote arithmetic on purpose);
+    # None: the element type's own tolerances.
+    error_budget: float | None = None
 
     @classmethod
     def read(cls, folder: str | pathlib.Path) -> ExportedTuning:
@@ -69,6 +72,7 @@ class ExportedTuning:
                 compiler_version=summary["compiler_version"],
                 scheduling=summary.get("scheduling", "batch"),
                 speedup=end_to_end.get("speedup"),
+                error_budget=(summary.get("precision") or {}).get("max_error"),
             )
         except KeyError as exc:
             raise ExportError(f"{summary_file}: no {exc.args[0]!r} (written by an older schedtune?)") from None
@@ -156,6 +160,14 @@ def _check_against_default(
             if run.status != "ok":
                 raise ExportError(f"the {name} build failed to run ({run.status}): {last_line(run.error)}")
             runs[name] = run.outputs
+    if export.error_budget is not None:
+        ok, worst = within_budget([runs["tuned"]], [runs["default"]], export.error_budget)
+        if not ok:
+            raise ExportError(
+                f"the tuned build's relative L2 error {worst:.3g} against the default build is over the "
+                f"report's budget {export.error_budget:g}"
+            )
+        return worst
     ok, worst = outputs_match(runs["tuned"], runs["default"])
     if not ok:
         raise ExportError(

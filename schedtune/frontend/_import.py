@@ -33,10 +33,11 @@ class ImportedModel:
 
 def import_model(model: ModelSpec, cache_dir: pathlib.Path, *, timeout_s: float = 600.0) -> ImportedModel:
     """The model as an MLIR file, importing it (once per content hash) if it is not MLIR yet."""
+    bf16 = _BF16_FLAGS if any(spec.endswith("xbf16") for spec in model.inputs) else ()
     if model.format == "mlir":
         input_type = _INPUT_TYPES.get(model.input_type, model.input_type)
         flags = () if input_type is None else (f"--iree-input-type={input_type}",)
-        return ImportedModel(model.path, model.entry or "main", flags)
+        return ImportedModel(model.path, model.entry or "main", flags + bf16)
     _require_extra(model.format)
     key = _import_key(model)
     folder = cache_dir / f"{model.format}_{key[:16]}"
@@ -54,7 +55,14 @@ def import_model(model: ModelSpec, cache_dir: pathlib.Path, *, timeout_s: float 
         folder.mkdir(parents=True, exist_ok=True)
         _run_importer(args, partial, model, timeout_s)
         partial.replace(out)
-    return ImportedModel(out, entry, ("--iree-input-type=" + ("torch" if model.format == "torch" else "onnx"),))
+    return ImportedModel(out, entry, ("--iree-input-type=" + ("torch" if model.format == "torch" else "onnx"), *bf16))
+
+
+# IREE 3.13 on a CPU without native bf16 (e.g. AVX2) inlines a small bf16 constant (a bias)
+# into a dispatch, then its bf16 emulation retypes the constant to f32 but keeps its data:
+# "'arith.constant' op failed to verify that all of {value, result} have same type". Not
+# inlining constants avoids it; every build of a bf16 model, IREE's default included, gets it.
+_BF16_FLAGS = ("--iree-flow-inline-constants-max-byte-length=0",)
 
 
 def _require_extra(fmt: str) -> None:

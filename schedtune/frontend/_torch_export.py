@@ -6,6 +6,7 @@ the tuning process, and lets the parent put a timeout on it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import pathlib
@@ -50,6 +51,36 @@ def example_inputs(shapes: list[str], seed: int = 0) -> tuple:
     return tuple(tensors)
 
 
+@contextlib.contextmanager
+def bf16_parameters():
+    """Let iree-turbine export bf16 parameters (`model.to(torch.bfloat16)`).
+
+    It turns each parameter into a numpy array to embed its bytes, and numpy has no bf16:
+    "Got unsupported ScalarType BFloat16". Its module's numpy is swapped, while exporting, for
+    one that hands over a bf16 tensor's bits as int16: the embedded bytes are the same and the
+    global's element type still comes from the tensor (bf16)."""
+    import numpy as np
+    import torch
+    from iree.turbine.aot.support import ir_utils
+
+    class _NumpyWithBf16Bits:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def array(value, *args, **kwargs):
+            if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
+                return value.view(torch.int16).numpy()
+            return np.array(value, *args, **kwargs)
+
+    real = ir_utils.np
+    ir_utils.np = _NumpyWithBf16Bits()
+    try:
+        yield
+    finally:
+        ir_utils.np = real
+
+
 def export_torch_module(module, example_inputs: tuple, out: pathlib.Path) -> pathlib.Path:
     """An in-memory `nn.Module` as torch-dialect MLIR at `out` (the Python API's frontend: the
     module lives in the caller's process, so it is exported there)."""
@@ -64,7 +95,7 @@ def export_torch_module(module, example_inputs: tuple, out: pathlib.Path) -> pat
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), bf16_parameters():
             aot.export(module, *example_inputs).save_mlir(str(partial))
     except Exception as exc:  # torch.export's many failure types; the user needs the first line
         partial.unlink(missing_ok=True)
@@ -87,9 +118,9 @@ def main(argv: list[str]) -> int:
     if not isinstance(model, torch.nn.Module):
         raise SystemExit(f"factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), bf16_parameters():
         exported = aot.export(model, *example_inputs(shapes))
-    exported.save_mlir(out)
+        exported.save_mlir(out)
     return 0
 
 

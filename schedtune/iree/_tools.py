@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 
+import ml_dtypes
 import numpy as np
 
 from ..errors import ToolError
@@ -338,7 +339,7 @@ def _input_data(
     rng: np.random.Generator, shape: tuple[int, ...], dtype: str, distribution: str, value_range=None
 ) -> np.ndarray:
     if dtype.startswith("f") or dtype == "bf16":
-        np_type = np.float16 if dtype == "f16" else np.float32
+        np_type = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}.get(dtype, np.float32)
         if value_range is not None:
             return rng.uniform(value_range[0], value_range[1], size=shape).astype(np_type)
         if distribution == "normal":
@@ -383,9 +384,15 @@ def save_input_sets(
     return sets
 
 
+def load_array(path: pathlib.Path) -> np.ndarray:
+    """An .npy file as an array; bf16 (which numpy stores as 2-byte voids) as ml_dtypes' bfloat16."""
+    data = np.load(path, allow_pickle=False)
+    return data.view(ml_dtypes.bfloat16) if data.dtype == np.dtype("V2") else data
+
+
 def _holds(path: pathlib.Path, data: np.ndarray) -> bool:
     try:
-        old = np.load(path, allow_pickle=False)
+        old = load_array(path)
     except (OSError, ValueError, EOFError):
         return False
     return old.dtype == data.dtype and old.shape == data.shape and np.array_equal(old, data, equal_nan=True)
@@ -396,32 +403,61 @@ def save_inputs(specs: tuple[str, ...], folder: pathlib.Path, seed: int, ranges:
     return save_input_sets(specs, folder, seed, ranges)[0]
 
 
-def _declared_results(vmfb: pathlib.Path, entry: str) -> int | None:
-    """Result count from the module's ABI declaration; None when the function declares none
-    (iree-turbine's `main` carries it only on `main$async`)."""
+def _declaration(vmfb: pathlib.Path, entry: str) -> str:
+    """`entry`'s ABI declaration (`sync func @main(%input0: tensor<...>) -> (...)`), from the
+    function or its `$async` twin (iree-turbine's `main` carries it only there); "" if none."""
     import iree.runtime as rt
 
     try:
         module = rt.VmModule.mmap(rt.VmInstance(), str(vmfb))
         function = module.lookup_function(entry)
+        twin = module.lookup_function(f"{entry}$async")
     except (RuntimeError, ValueError, OSError) as exc:
         raise ToolError(f"cannot read {vmfb.name}: {exc}") from None
     if function is None:
         raise ToolError(f"{vmfb.name} has no function {entry!r}")
-    declaration = function.reflection.get("iree.abi.declaration", "")
+    for candidate in (function, twin):
+        declaration = candidate.reflection.get("iree.abi.declaration", "") if candidate is not None else ""
+        if "->" in declaration:
+            return declaration
+    return ""
+
+
+def _top_level_items(text: str) -> list[str]:
+    """`text` split at the commas outside any brackets."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "<([{"
+        depth -= ch in ">)]}"
+        if ch == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    last = text[start:].strip()
+    return items + [last] if last else items
+
+
+def _declared_results(vmfb: pathlib.Path, entry: str) -> list[str] | None:
+    """Each result's type as declared (`tensor<2x2xbf16>`, `i32`, ...); None when the
+    function declares none."""
+    declaration = _declaration(vmfb, entry)
     _, arrow, results = declaration.partition("->")
     results = results.strip()
     if not arrow or not results:
         return None
-    if not results.startswith("("):
-        return 1
-    inner = results[1:-1]
-    depth, count = 0, 1
-    for ch in inner:
-        depth += ch in "<([{"
-        depth -= ch in ">)]}"
-        count += ch == "," and depth == 0
-    return count if inner.strip() else 0
+    inner = results[1:-1] if results.startswith("(") else results
+    return [item.partition(":")[2].strip() or item for item in _top_level_items(inner)]
+
+
+def _bf16_shape(result_type: str) -> tuple[int, ...] | None:
+    """The shape of a bf16 tensor result (`tensor<2x2xbf16>` or `2x2xbf16` -> (2, 2)); None for
+    other types, which iree-run-module writes as .npy (it cannot write bf16 there)."""
+    text = result_type.strip()
+    if text.startswith("tensor<") and text.endswith(">"):
+        text = text[len("tensor<") : -1]
+    if not text.endswith("xbf16"):
+        return None
+    dims = text[: -len("xbf16")].split("x")
+    return tuple(int(d) for d in dims) if all(d.isdigit() for d in dims) else None
 
 
 def result_count(
@@ -434,7 +470,8 @@ def result_count(
 ) -> int:
     """How many results `entry` returns: from its ABI declaration, else from one run that
     prints them (`result[i]: ...`). A count of zero would compare nothing, so it is an error."""
-    count = _declared_results(vmfb, entry)
+    declared = _declared_results(vmfb, entry)
+    count = None if declared is None else len(declared)
     if count is None:
         args = [
             tool("iree-run-module"),
@@ -468,14 +505,27 @@ def run_model(
 ) -> RunResult:
     """Run once on the given inputs and return every output (in a subprocess: a segfault is a result).
 
-    `outputs`: how many results `entry` returns (read from the module when not given).
+    `outputs`: how many results `entry` returns (read from the module when not given). bf16
+    results, which iree-run-module cannot write as .npy, come back as ml_dtypes' bfloat16.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     count = outputs
     if count is None:
         count = result_count(vmfb, entry, inputs, timeout_s=timeout_s, scheduling=scheduling)
-    out_paths = [workdir / f"output_{i}.npy" for i in range(count)]
-    for p in workdir.glob("output_*.npy"):
+    declared = _declared_results(vmfb, entry) or []
+    shapes = [_bf16_shape(declared[i]) if i < len(declared) else None for i in range(count)]
+    result = _run_once(vmfb, entry, inputs, workdir, shapes, timeout_s, scheduling)
+    if result.status == "error" and "unsupported data encoding" in result.error and not any(shapes):
+        # A bf16 result of a module that declares no result types: read them off a printing run.
+        shapes = [_bf16_shape(t) for t in _printed_result_types(vmfb, entry, inputs, timeout_s, scheduling)]
+        if len(shapes) == count and any(shapes):
+            result = _run_once(vmfb, entry, inputs, workdir, shapes, timeout_s, scheduling)
+    return result
+
+
+def _run_once(vmfb, entry, inputs, workdir: pathlib.Path, bf16_shapes, timeout_s: float, scheduling: str) -> RunResult:
+    out_paths = [workdir / f"output_{i}.{'npy' if shape is None else 'bin'}" for i, shape in enumerate(bf16_shapes)]
+    for p in [*workdir.glob("output_*.npy"), *workdir.glob("output_*.bin")]:
         p.unlink()
     args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task"]
     args += [f"--input=@{p}" for p in inputs]
@@ -487,7 +537,29 @@ def run_model(
     if proc.returncode != 0:
         status = "crash" if proc.returncode < 0 else "error"
         return RunResult(status, [], _tail(proc.stderr) or f"exit code {proc.returncode}")
-    return RunResult("ok", [np.load(p) for p in out_paths])
+    return RunResult(
+        "ok",
+        [
+            load_array(p) if shape is None else np.fromfile(p, dtype=ml_dtypes.bfloat16).reshape(shape)
+            for p, shape in zip(out_paths, bf16_shapes)
+        ],
+    )
+
+
+def _printed_result_types(vmfb, entry, inputs, timeout_s: float, scheduling: str) -> list[str]:
+    """Each result's `SHAPExTYPE` as iree-run-module prints it (values elided)."""
+    args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task"]
+    args += ["--output_max_element_count=0", *[f"--input=@{p}" for p in inputs]]
+    try:
+        proc = _run(args, timeout_s, scheduling=scheduling)
+    except subprocess.TimeoutExpired:
+        return []
+    lines = proc.stdout.splitlines()
+    return [
+        lines[i + 1].partition("=")[0].strip()
+        for i, line in enumerate(lines[:-1])
+        if line.startswith("result[") and line.endswith("hal.buffer_view")
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -590,17 +662,33 @@ def profile_dispatches(
 ROUND_MS = 300.0
 
 
+def profile_iterations_for(call_ms: float) -> int:
+    """Model calls per dispatch profile for a model whose call takes `call_ms`: 20 for small
+    models (each dispatch is microseconds: more calls, less noise), fewer for large ones,
+    whose every dispatch is long enough to time in a few calls (a 170 ms ResNet-50 call
+    profiled 20 times took 3.4 s per trial). Coarse steps, so that a noisy estimate rarely
+    changes the value (it is part of every cache key)."""
+    if call_ms > 100.0:
+        return 5
+    if call_ms > 25.0:
+        return 10
+    return 20
+
+
 def round_iterations(
     vmfb: pathlib.Path,
     entry: str,
     inputs: list[pathlib.Path],
     *,
-    minimum: int = 20,
+    minimum: int = 5,
+    timeout_s: float = 120.0,
     scheduling: str = DEFAULT_POLICY,
 ) -> int:
     """Calls per benchmark round so that a round lasts about `ROUND_MS`, after a warm-up call
-    (page faults, thread start-up) whose time is the estimate."""
-    warm_ms = benchmark_model(vmfb, entry, inputs, iterations=3, scheduling=scheduling)
+    (page faults, thread start-up) whose time is the estimate; `minimum` calls at least (a
+    fixed 20 made one round of a one-second model take 20 s, and a job's flag stage take most
+    of its time limit)."""
+    warm_ms = benchmark_model(vmfb, entry, inputs, iterations=3, timeout_s=timeout_s, scheduling=scheduling)
     return max(minimum, math.ceil(ROUND_MS / max(warm_ms, 1e-3)))
 
 

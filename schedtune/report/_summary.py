@@ -68,6 +68,9 @@ class JobSummary:
     prepared_model: str | None = None
     # The machine's yardstick measured in the same job: {"what": ..., "gflops": ...}.
     yardstick: dict | None = None
+    # When the shipped flags demote arithmetic (the job's `precision`): {"contractions",
+    # "operations", "max_error" (the budget), "error" (the shipped build's relative L2 error)}.
+    precision: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:

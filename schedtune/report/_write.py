@@ -31,6 +31,14 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
     json_path = folder / "summary.json"
     write_atomic(json_path, json.dumps(summary, indent=2, sort_keys=False))
     lines = [f"# schedtune report: {summary['job']}", "", headline(summary), ""]
+    precision = summary.get("precision")
+    if precision:
+        lines += [
+            f"**Precision**: contraction inputs ({precision['operations']}) in {precision['contractions']} with f32 "
+            f"accumulation: relative L2 error {precision['error']:.3g} against IREE's f32 default build "
+            f"(budget {precision['max_error']:g}).",
+            "",
+        ]
     for warning in summary.get("busy_warnings") or []:
         lines += [f"**Warning**: {warning}.", ""]
     export = summary.get("export") or {}
@@ -134,10 +142,7 @@ def write_report(folder: pathlib.Path, summary: dict[str, Any]) -> tuple[pathlib
                     [
                         f["name"],
                         " ".join(f["flags"]) or "-",
-                        f["status"]
-                        + (
-                            f" (out of reach after {f['raced_out_after']} round(s))" if f.get("raced_out_after") else ""
-                        ),
+                        _flag_status(f),
                         f"{f['median_ms']:.2f}" if "median_ms" in f else "-",
                         f"{f['speedup']:.2f}x" if "speedup" in f else "-",
                     ]
@@ -209,6 +214,16 @@ def _pipeline_lines(search: dict | None) -> list[str]:
         "",
         tabulate(table, headers=["pipeline", "proposed by", "status", "time / default"], tablefmt="github"),
     ]
+
+
+def _flag_status(row: dict[str, Any]) -> str:
+    """A flag candidate's status, with why it stopped early and its error against a budget."""
+    status = row["status"]
+    if row.get("raced_out_after"):
+        status += f" (out of reach after {row['raced_out_after']} round(s))"
+    if row.get("error_budget") is not None and row.get("max_error") is not None:
+        status += f" (error {row['max_error']:.3g}, budget {row['error_budget']:g})"
+    return status
 
 
 def headline(summary: dict[str, Any]) -> str:

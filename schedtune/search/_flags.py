@@ -62,20 +62,26 @@ def choose_flags(
     rounds: int = 5,
     min_gain: float = 0.03,
     deadline: float | None = None,
+    error_budget=lambda flags: None,
 ) -> FlagDecision:
     """Build every candidate, check its numerics, time them interleaved; the fastest by
     `min_gain` over the default is `chosen`. Rows keep each candidate's rounds and spread.
 
     A candidate out of reach of the fastest (`within_reach`) after a round runs no more rounds
     (`raced_out_after`); IREE's default always runs them all, as the baseline. Past `deadline`
-    no more candidates are built (status `skipped`) and the decision is not cached."""
+    no more candidates are built (status `skipped`, and the decision is not cached) and no
+    round after the second is started.
+    `error_budget(flags)`: the relative L2 error a candidate may have (one that demotes
+    arithmetic on purpose), or None for the element type's own tolerances; every candidate's
+    measured error is kept in its row (`max_error`)."""
     key = cache_key(
         kind="flags",
-        method=4,
+        method=5,
         model=model.build_key(),
         candidates=[dataclasses.asdict(c) for c in candidates],
         rounds=rounds,
         min_gain=min_gain,
+        error_budgets=[error_budget(c.flags) for c in candidates],
     )
     by_name = {c.name: c for c in candidates}
     cached = _cached_decision(cache.get(key), by_name)
@@ -95,11 +101,13 @@ def choose_flags(
         if not res.ok:
             rows[cand.name].update(status=f"compile_{res.status}", error=res.error.splitlines()[0] if res.error else "")
         else:
-            check = model.check(res.vmfb, work / f"run_{cand.name}", reference)
+            budget = error_budget(cand.flags)
+            check = model.check(res.vmfb, work / f"run_{cand.name}", reference, error_budget=budget)
+            rows[cand.name].update(max_error=check.max_error, error_budget=budget)
             if check.ok:
                 built[cand.name] = res.vmfb
             else:
-                rows[cand.name].update(status=check.status.value, error=check.error, max_error=check.max_error)
+                rows[cand.name].update(status=check.status.value, error=check.error)
         log.info("flag set %s: %s in %.0f s", cand.name, rows[cand.name]["status"], time.monotonic() - started)
     # Rounds long enough that one scheduling hiccup does not dominate a round.
     iterations = {}
@@ -120,6 +128,9 @@ def choose_flags(
                 del racing[name], times[name]
         if done == rounds or not times:
             continue
+        if deadline is not None and time.monotonic() > deadline and done >= 2:
+            log.info("model-level flags: time is up after %d rounds", done)
+            break
         fastest = min(statistics.median(ts) for ts in times.values())
         for name in list(racing):
             if name != "default" and not within_reach(statistics.median(times[name]), fastest):

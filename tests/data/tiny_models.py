@@ -40,3 +40,8 @@ class TinyMatMul(nn.Module):
 
 def tiny_matmul() -> nn.Module:
     return TinyMatMul().eval()
+
+
+def tiny_mlp_bf16() -> nn.Module:
+    """The tiny MLP cast to bf16 as users deploy it (`model.to(torch.bfloat16)`)."""
+    return tiny_mlp().to(torch.bfloat16)
