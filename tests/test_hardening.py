@@ -182,6 +182,7 @@ def test_a_benchmark_that_hangs_at_the_confirmation_is_retried_and_reported(tmp_
         SCHEDTUNE_IREE_BENCHMARK_MODULE=str(FAKES / "hanging_once_benchmark"),
         REAL_TOOL=iree.tool("iree-benchmark-module"),
         COUNTER=str(tmp_path / "hung"),
+        HANG_AT="2",  # the first timing run is the default build's call time, at the start
     )
     proc = run_tune(config, env=env)
     assert proc.returncode == 0, proc.stderr
