@@ -471,23 +471,9 @@ def result_count(
     """How many results `entry` returns: from its ABI declaration, else from one run that
     prints them (`result[i]: ...`). A count of zero would compare nothing, so it is an error."""
     declared = _declared_results(vmfb, entry)
-    count = None if declared is None else len(declared)
-    if count is None:
-        args = [
-            tool("iree-run-module"),
-            f"--module={vmfb}",
-            f"--function={entry}",
-            "--device=local-task",
-            "--output_max_element_count=0",
-            *[f"--input=@{p}" for p in inputs],
-        ]
-        try:
-            proc = _run(args, timeout_s, scheduling=scheduling)
-        except subprocess.TimeoutExpired:
-            raise ToolError(f"iree-run-module timed out after {timeout_s:.0f} s") from None
-        if proc.returncode != 0:
-            raise ToolError(f"cannot run {vmfb.name} to count its results: {_tail(proc.stderr, 300)}")
-        count = sum(1 for line in proc.stdout.splitlines() if line.startswith("result["))
+    if declared is None:
+        declared = _printed_result_types(vmfb, entry, inputs, timeout_s, scheduling)
+    count = len(declared)
     if count == 0:
         raise ToolError(f"{entry} returns no results: nothing to compare against IREE's default build")
     return count
@@ -517,7 +503,11 @@ def run_model(
     result = _run_once(vmfb, entry, inputs, workdir, shapes, timeout_s, scheduling)
     if result.status == "error" and "unsupported data encoding" in result.error and not any(shapes):
         # A bf16 result of a module that declares no result types: read them off a printing run.
-        shapes = [_bf16_shape(t) for t in _printed_result_types(vmfb, entry, inputs, timeout_s, scheduling)]
+        try:
+            printed = _printed_result_types(vmfb, entry, inputs, timeout_s, scheduling)
+        except ToolError:
+            return result
+        shapes = [_bf16_shape(t) for t in printed]
         if len(shapes) == count and any(shapes):
             result = _run_once(vmfb, entry, inputs, workdir, shapes, timeout_s, scheduling)
     return result
@@ -547,19 +537,26 @@ def _run_once(vmfb, entry, inputs, workdir: pathlib.Path, bf16_shapes, timeout_s
 
 
 def _printed_result_types(vmfb, entry, inputs, timeout_s: float, scheduling: str) -> list[str]:
-    """Each result's `SHAPExTYPE` as iree-run-module prints it (values elided)."""
+    """Each result's type as iree-run-module prints it (values elided): `SHAPExTYPE` for a
+    buffer, the printed text for anything else."""
     args = [tool("iree-run-module"), f"--module={vmfb}", f"--function={entry}", "--device=local-task"]
     args += ["--output_max_element_count=0", *[f"--input=@{p}" for p in inputs]]
     try:
         proc = _run(args, timeout_s, scheduling=scheduling)
     except subprocess.TimeoutExpired:
-        return []
+        raise ToolError(f"iree-run-module timed out after {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        raise ToolError(f"cannot run {vmfb.name} to count its results: {_tail(proc.stderr, 300)}")
     lines = proc.stdout.splitlines()
-    return [
-        lines[i + 1].partition("=")[0].strip()
-        for i, line in enumerate(lines[:-1])
-        if line.startswith("result[") and line.endswith("hal.buffer_view")
-    ]
+    types = []
+    for i, line in enumerate(lines):
+        if not line.startswith("result["):
+            continue
+        printed = line.partition(":")[2].strip()
+        if printed == "hal.buffer_view" and i + 1 < len(lines):
+            printed = lines[i + 1].partition("=")[0].strip()
+        types.append(printed)
+    return types
 
 
 @dataclasses.dataclass(frozen=True)
